@@ -1,0 +1,3 @@
+"""streamlearn: real-time fraud scoring on Kafka with continuous learning."""
+
+__version__ = "0.1.0"

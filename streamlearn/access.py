@@ -1,0 +1,144 @@
+"""Opening the store from a CLI process: directly, or through the worker that owns chdb.
+
+The embedded engine admits one process at a time. A running worker records its web port in
+`<state dir>/worker.json`; while it answers, `retrain`, `query` and `status` send their SQL
+to it (RemoteStore) instead of opening the files themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from streamlearn.errors import StoreBusy, StoreUnavailable
+from streamlearn.settings import Settings
+from streamlearn.store import Store
+
+WORKER_FILE = "worker.json"
+
+
+def worker_file(settings: Settings) -> Path:
+    return settings.state_dir / WORKER_FILE
+
+
+def running_worker(settings: Settings) -> dict[str, Any] | None:
+    """The worker that owns the embedded store, if one is alive."""
+    path = worker_file(settings)
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return info
+
+
+def open_store(settings: Settings, *, readonly: bool = False) -> Store | RemoteStore:
+    """The store for a CLI command: through the owning worker if one runs, else directly."""
+    if settings.embedded_store:
+        info = running_worker(settings)
+        if info is not None:
+            return RemoteStore(f"http://127.0.0.1:{info['port']}", readonly=readonly)
+    store = Store(settings.store_url, readonly=readonly)
+    store.migrate()
+    return store
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return {"$dt": value.timestamp()}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and "$dt" in value and len(value) == 1:
+        return dt.datetime.fromtimestamp(value["$dt"], dt.UTC)
+    return value
+
+
+def decode_rows(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows sent by RemoteStore.insert, with their datetimes restored."""
+    return [[_decode(v) for v in row] for row in rows]
+
+
+class RemoteStore:
+    """The Store interface served by a running worker over its web port."""
+
+    embedded = True
+
+    def __init__(self, base_url: str, *, readonly: bool = False, timeout: float = 300) -> None:
+        self.base_url = base_url
+        self.readonly = readonly
+        self.timeout = timeout
+
+    def _post(self, path: str, payload: dict[str, Any]) -> bytes:
+        req = urllib.request.Request(
+            self.base_url + path,
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace").strip()[:300]
+            raise StoreUnavailable(f"the worker refused the request: {detail}") from exc
+        except (urllib.error.URLError, TimeoutError) as exc:
+            raise StoreBusy(
+                f"the worker that owns the embedded store ({self.base_url}) did not answer: "
+                f"{getattr(exc, 'reason', exc)}"
+            ) from exc
+
+    def query_arrow(self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any):
+        import pyarrow as pa
+
+        body = self._post(
+            "/store/query",
+            {"sql": sql, "parameters": parameters, "settings": settings, "readonly": self.readonly},
+        )
+        return pa.ipc.open_stream(body).read_all()
+
+    def query_df(self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any):
+        return self.query_arrow(sql, parameters, **settings).to_pandas()
+
+    def query_rows(
+        self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any
+    ) -> tuple[list[str], list[tuple]]:
+        table = self.query_arrow(sql, parameters, **settings)
+        cols = table.column_names
+        data = table.to_pylist()
+        return cols, [tuple(r[c] for c in cols) for r in data]
+
+    def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
+        body = self._post("/store/command", {"sql": sql, "settings": settings})
+        return json.loads(body)["result"]
+
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        token: str | None = None,
+    ) -> None:
+        self._post(
+            "/store/insert",
+            {
+                "table": table,
+                "columns": list(columns),
+                "rows": [[_encode(v) for v in row] for row in rows],
+                "token": token,
+            },
+        )
+
+    def migrate(self) -> None:
+        """The worker migrated the store when it started."""
+
+    def close(self) -> None:
+        """Nothing to close: each request is its own connection."""

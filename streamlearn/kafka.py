@@ -1,0 +1,122 @@
+"""Kafka client options translated once for confluent-kafka and for Faust, plus topic set-up."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamlearn.errors import BrokerUnavailable
+from streamlearn.settings import TOPICS, Settings
+
+# Model releases can exceed the broker's default 1 MB message limit.
+MODELS_MAX_BYTES = 64 * 1024 * 1024
+
+
+def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """librdkafka options: bootstrap plus the security passthrough."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": settings.kafka_security_protocol.lower(),
+    }
+    if settings.kafka_sasl_mechanism:
+        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        conf["sasl.username"] = settings.kafka_sasl_username or ""
+        conf["sasl.password"] = (
+            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+        )
+    if settings.kafka_ssl_cafile:
+        conf["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
+    if settings.kafka_ssl_certfile:
+        conf["ssl.certificate.location"] = str(settings.kafka_ssl_certfile)
+    if settings.kafka_ssl_keyfile:
+        conf["ssl.key.location"] = str(settings.kafka_ssl_keyfile)
+    conf.update(extra)
+    return conf
+
+
+def faust_broker_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for faust.App: broker URL and credentials."""
+    import faust
+
+    servers = ";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(","))
+    opts: dict[str, Any] = {"broker": servers}
+    proto = settings.kafka_security_protocol
+    ctx = None
+    if proto in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            ctx.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            )
+    if proto.startswith("SASL"):
+        password = (
+            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+        )
+        mech = settings.kafka_sasl_mechanism or "PLAIN"
+        if mech == "PLAIN":
+            opts["broker_credentials"] = faust.SASLCredentials(
+                username=settings.kafka_sasl_username, password=password, ssl_context=ctx
+            )
+        else:
+            opts["broker_credentials"] = faust.SASLCredentials(
+                username=settings.kafka_sasl_username,
+                password=password,
+                mechanism=mech,
+                ssl_context=ctx,
+            )
+    elif ctx is not None:
+        opts["broker_credentials"] = faust.SSLCredentials(ctx)
+    return opts
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(confluent_config(settings))
+
+
+def check_reachable(settings: Settings, timeout: float = 10.0) -> None:
+    """Raise BrokerUnavailable (one clear line) if the bootstrap servers do not answer."""
+    try:
+        admin(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:.0f}s "
+            "(start the local one with `streamlearn up`, or set STREAMLEARN_KAFKA_BOOTSTRAP)"
+        ) from exc
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Create the contract's topics if missing (idempotent); compacted where the contract says."""
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"Kafka at {settings.kafka_bootstrap} did not answer: {exc.args[0]}"
+        ) from exc
+    wanted = []
+    for name in TOPICS:
+        full = settings.topic(name)
+        if full in existing:
+            continue
+        config: dict[str, str] = {}
+        partitions = settings.partitions
+        if name in ("models", "schemas"):
+            config["cleanup.policy"] = "compact"
+            partitions = 1
+        if name == "models":
+            config["max.message.bytes"] = str(MODELS_MAX_BYTES)
+        wanted.append(NewTopic(full, num_partitions=partitions, replication_factor=1, config=config))
+    if not wanted:
+        return
+    for topic, fut in client.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            fut.result(timeout=timeout)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise BrokerUnavailable(f"cannot create topic {topic}: {exc.args[0]}") from exc

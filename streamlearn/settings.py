@@ -1,0 +1,81 @@
+"""One frozen settings object, read from the environment (STREAMLEARN_*) or a .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOPICS = ("transactions", "outcomes", "predictions", "models", "dead-letters", "schemas")
+
+
+class Settings(BaseSettings):
+    """Everything a streamlearn process can be told; CLI flags override by building a copy."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMLEARN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Kafka
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    topic_prefix: str = Field("", description="Prepended to every topic name.")
+    partitions: int = Field(4, ge=1, description="Partitions of topics streamlearn creates.")
+
+    # ClickHouse
+    clickhouse_url: str | None = Field(
+        None, description="chdb://PATH (embedded) or http(s)://user:pw@host:8123/db."
+    )
+    state_dir: Path = Field(Path(".streamlearn"), description="Local state: broker, store.")
+
+    # Worker
+    worker_id: str = Field("worker-1", description="Faust app instance name for logs.")
+    web_port: int = Field(6066, description="Worker HTTP port (status, store access).")
+    batch_size: int = Field(500, ge=1, description="Max events scored per micro-batch.")
+    batch_within: float = Field(0.05, gt=0, description="Max seconds to fill a micro-batch.")
+    merchant_risk_refresh_s: float = Field(30.0, gt=0, description="Merchant fraud-rate refresh.")
+    max_event_age_days: int = Field(400, description="Older event times go to dead-letters.")
+    max_event_future_s: int = Field(3600, description="Event times this far ahead are invalid.")
+
+    # Training
+    label_maturity_days: float = Field(
+        7.0, ge=0, description="A transaction's label counts once this much event time passed."
+    )
+    model_signing_key: SecretStr | None = Field(
+        None, description="HMAC key: workers accept only models signed with it."
+    )
+
+    # Local broker
+    broker_heap: str = Field("768m", description="Java heap of the local broker.")
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @property
+    def store_url(self) -> str:
+        return self.clickhouse_url or f"chdb://{self.state_dir / 'clickhouse'}"
+
+    @property
+    def embedded_store(self) -> bool:
+        return self.store_url.startswith("chdb://")
+
+    def topic(self, name: str) -> str:
+        """The full topic name for one of TOPICS (prefix applied)."""
+        return f"{self.topic_prefix}{name}"
+
+    def with_overrides(self, **values: object) -> Settings:
+        """A copy with CLI flags applied; None means 'not given'."""
+        given = {k: v for k, v in values.items() if v is not None}
+        return self.model_validate({**self.model_dump(), **given}) if given else self

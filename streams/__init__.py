@@ -1,0 +1,1 @@
+"""The Faust worker: decode, validate, event-time features, scoring, sinks, model hot-swap."""
