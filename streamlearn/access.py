@@ -100,7 +100,7 @@ class RemoteStore:
         import pyarrow as pa
 
         body = self._post(
-            "/store/query",
+            "/store/query/",
             {"sql": sql, "parameters": parameters, "settings": settings, "readonly": self.readonly},
         )
         return pa.ipc.open_stream(body).read_all()
@@ -117,7 +117,7 @@ class RemoteStore:
         return cols, [tuple(r[c] for c in cols) for r in data]
 
     def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
-        body = self._post("/store/command", {"sql": sql, "settings": settings})
+        body = self._post("/store/command/", {"sql": sql, "settings": settings})
         return json.loads(body)["result"]
 
     def insert(
@@ -128,7 +128,7 @@ class RemoteStore:
         token: str | None = None,
     ) -> None:
         self._post(
-            "/store/insert",
+            "/store/insert/",
             {
                 "table": table,
                 "columns": list(columns),

@@ -1,0 +1,1 @@
+"""River online learners, online metrics with delayed labels (no Kafka, no settings here)."""

@@ -1,0 +1,288 @@
+"""The `streamlearn` command line: thin verbs over the library, errors printed as one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas import SchemaError
+from streamlearn.errors import StreamlearnError
+from streamlearn.settings import Settings
+
+try:  # typer >= 0.25 vendors its own click
+    from typer._click import exceptions as cli_exc
+except ImportError:  # older typer uses click itself
+    from click import exceptions as cli_exc
+
+app = typer.Typer(
+    help="Real-time fraud scoring on Kafka with continuous learning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+schemas_app = typer.Typer(help="Writer schemas producers may use.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry.", invoke_without_command=True)
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(models_app, name="models")
+console = Console()
+
+Bootstrap = Annotated[
+    str | None, typer.Option("--bootstrap", help="Kafka bootstrap (STREAMLEARN_KAFKA_BOOTSTRAP).")
+]
+StoreUrl = Annotated[
+    str | None, typer.Option("--store", help="ClickHouse URL (STREAMLEARN_CLICKHOUSE_URL).")
+]
+StateDir = Annotated[
+    Path | None, typer.Option("--state-dir", help="Local state (STREAMLEARN_STATE_DIR).")
+]
+
+
+def _settings(
+    bootstrap: str | None = None, store: str | None = None, state_dir: Path | None = None
+) -> Settings:
+    try:
+        base = Settings()
+    except Exception as exc:  # pydantic's ValidationError names the variable
+        raise StreamlearnError(f"invalid setting: {str(exc).splitlines()[1:3]}") from exc
+    return base.with_overrides(
+        kafka_bootstrap=bootstrap, clickhouse_url=store, state_dir=state_dir
+    )
+
+
+@app.command()
+def up(bootstrap: Bootstrap = None, state_dir: StateDir = None) -> None:
+    """Start the local Kafka broker (reused if running) and create the topics."""
+    from streamlearn import broker
+    from streamlearn.kafka import ensure_topics
+
+    settings = _settings(bootstrap, state_dir=state_dir)
+    address = broker.up(settings)
+    ensure_topics(settings)
+    console.print(f"Kafka is up at {address}")
+
+
+@app.command()
+def down(bootstrap: Bootstrap = None, state_dir: StateDir = None) -> None:
+    """Stop the local Kafka broker started by `up` (nothing else)."""
+    from streamlearn import broker
+
+    stopped = broker.down(_settings(bootstrap, state_dir=state_dir))
+    console.print("Kafka stopped" if stopped else "no local Kafka was running")
+
+
+@app.command()
+def worker(
+    bootstrap: Bootstrap = None,
+    store: StoreUrl = None,
+    state_dir: StateDir = None,
+    web_port: Annotated[int | None, typer.Option(help="HTTP port for /status.")] = None,
+    worker_id: Annotated[str | None, typer.Option(help="Name of this worker in logs.")] = None,
+    loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "warning",
+) -> None:
+    """Score transactions and learn from outcomes until stopped (Ctrl-C / SIGTERM)."""
+    from streams.worker import run_worker
+
+    settings = _settings(bootstrap, store, state_dir).with_overrides(
+        web_port=web_port, worker_id=worker_id
+    )
+    run_worker(settings, loglevel=loglevel)
+
+
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(min=0.1, help="Events per second (live mode).")] = 200.0,
+    duration: Annotated[float | None, typer.Option(min=0, help="Seconds to run.")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Transactions to send.")] = None,
+    fraud_rate: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.005,
+    outcome_delay: Annotated[
+        float | None, typer.Option(min=0, help="Seconds until outcomes are known (event time).")
+    ] = None,
+    drift_at: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Fraction of the run where fraud changes.")
+    ] = None,
+    backfill_days: Annotated[
+        float, typer.Option(min=0, help="Generate this many days of history, fast.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option()] = 7,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Produce realistic transactions and their outcomes (the upstream systems)."""
+    from streamlearn.kafka import check_reachable, ensure_topics
+    from streamlearn.simulate.producer import run
+
+    settings = _settings(bootstrap)
+    check_reachable(settings)
+    ensure_topics(settings)
+    report = run(
+        settings,
+        rate=rate,
+        duration_s=duration,
+        count=count,
+        fraud_rate=fraud_rate,
+        outcome_delay_s=outcome_delay,
+        drift_at=drift_at,
+        backfill_days=backfill_days,
+        seed=seed,
+    )
+    console.print(report)
+
+
+@app.command()
+def retrain(
+    bootstrap: Bootstrap = None,
+    store: StoreUrl = None,
+    state_dir: StateDir = None,
+    maturity_s: Annotated[
+        float | None, typer.Option(min=0, help="Label maturity in seconds (default from settings).")
+    ] = None,
+    publish: Annotated[bool, typer.Option(help="Publish the model on the models topic.")] = True,
+) -> None:
+    """Train LightGBM on the history in ClickHouse and publish it to the workers."""
+    from batch_retrain.pipeline import run_retrain
+    from streamlearn.access import open_store
+
+    settings = _settings(bootstrap, store, state_dir)
+    st = open_store(settings)
+    result = run_retrain(settings, st, maturity_s=maturity_s, publish=publish, reason="manual")
+    console.print(result)
+
+
+@models_app.callback()
+def models(
+    ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = None
+) -> None:
+    """List model versions with status, training window and metrics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from batch_retrain.registry import list_models
+    from streamlearn.access import open_store
+
+    df = list_models(open_store(_settings(store=store, state_dir=state_dir), readonly=True))
+    _print_df(df, "models")
+
+
+@app.command()
+def status(
+    bootstrap: Bootstrap = None, store: StoreUrl = None, state_dir: StateDir = None
+) -> None:
+    """What the running worker and the store hold now."""
+    from streamlearn.status import collect_status, render_status
+
+    render_status(console, collect_status(_settings(bootstrap, store, state_dir)))
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="A read-only SQL query on the streamlearn tables.")],
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    store: StoreUrl = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Run read-only SQL against the analysts' tables (through the worker if it owns chdb)."""
+    from streamlearn.access import open_store
+
+    if fmt not in ("table", "csv", "json"):
+        raise StreamlearnError(f"--format must be table, csv or json, not {fmt!r}")
+    st = open_store(_settings(store=store, state_dir=state_dir), readonly=True)
+    df = st.query_df(sql, readonly=1)
+    if fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
+    else:
+        _print_df(df, None)
+
+
+@schemas_app.command("register")
+def schemas_register(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An .avsc file.")],
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Register a writer schema after checking it resolves against the reader schema."""
+    from streamlearn.schema_registry import register
+
+    fp = register(_settings(bootstrap), json.loads(file.read_text()))
+    console.print(f"registered {file.name} as {fp}")
+
+
+@schemas_app.command("list")
+def schemas_list(bootstrap: Bootstrap = None) -> None:
+    """List the writer schemas registered on the schemas topic."""
+    from streamlearn.schema_registry import registered
+
+    table = Table("fingerprint", "name", "fields")
+    for fp, schema in registered(_settings(bootstrap)):
+        table.add_row(fp, schema.get("name", "?"), str(len(schema.get("fields", []))))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(min=10, help="Seconds of live traffic.")] = 120.0,
+    rate: Annotated[float, typer.Option(min=1, help="Live events per second.")] = 300.0,
+    backfill_days: Annotated[float, typer.Option(min=0.5, help="Days of history.")] = 3.0,
+    drift_at: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+) -> None:
+    """The whole pipeline in one command: broker, history, first model, live traffic, retrains."""
+    from streamlearn.demo import run_demo
+
+    run_demo(_settings(), duration_s=duration, rate=rate, backfill_days=backfill_days, drift_at=drift_at)
+
+
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(min=1000, help="Events in the throughput run.")] = 20_000,
+    latency_rate: Annotated[float, typer.Option(min=10, help="Events/s in the latency run.")] = 1000.0,
+    latency_s: Annotated[float, typer.Option(min=5, help="Seconds of the latency run.")] = 20.0,
+) -> None:
+    """End-to-end events/s and latency through the local broker, beside the raw ceilings."""
+    from streamlearn.bench import run_bench
+
+    run_bench(_settings(), events=events, latency_rate=latency_rate, latency_s=latency_s)
+
+
+def _print_df(df, title: str | None) -> None:  # noqa: ANN001
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(str(col))
+    for row in df.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    return str(value)
+
+
+def main() -> None:
+    """Entry point: errors a user can act on are one line on stderr, exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except cli_exc.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            print(exc.ctx.get_help())
+            sys.exit(0)
+        cmd = exc.ctx.command_path if exc.ctx else "streamlearn"
+        print(f"{cmd}: {exc.format_message()} (see {cmd} --help)", file=sys.stderr)
+        sys.exit(2)
+    except cli_exc.ClickException as exc:
+        print(f"streamlearn: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (StreamlearnError, SchemaError) as exc:
+        print(f"streamlearn: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,82 @@
+"""The Faust app: topics, the changelog-backed feature table, agents, timers and web views."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from streamlearn.kafka import faust_broker_options
+from streamlearn.settings import Settings
+from streams.context import WorkerContext
+from streams.learning import learn_batch
+from streams.merchant_risk import REFRESH_SQL
+from streams.scoring import score_batch
+from streams.web import register_views
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
+    """A Faust app wired to the worker context; nothing runs until a faust.Worker starts it."""
+    app = faust.App(
+        f"{settings.topic_prefix}streamlearn",
+        **faust_broker_options(settings),
+        store="memory://",
+        datadir=str(settings.state_dir / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_host="127.0.0.1",
+        web_port=settings.web_port,
+        web_bind="127.0.0.1",
+        stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        producer_linger=0.005,
+        table_cleanup_interval=3600,
+        stream_wait_empty=True,
+    )
+    transactions = app.topic(
+        settings.topic("transactions"), key_serializer="raw", value_serializer="raw"
+    )
+    outcomes = app.topic(settings.topic("outcomes"), key_serializer="raw", value_serializer="raw")
+    # Per-card state ("c:<card>") and per-merchant state of this partition ("m:<merchant>@<p>"):
+    # one changelog, each change filed under the partition of the transaction that made it.
+    ctx.table = app.Table(
+        "features",
+        default=None,
+        partitions=settings.partitions,
+        key_serializer="json",
+        value_serializer="json",
+    )
+
+    # One actor per partition: a batch never mixes partitions, so every table change lands in
+    # the changelog partition of the events that caused it.
+    @app.agent(transactions, isolated_partitions=True)
+    async def score(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            await score_batch(ctx, events)
+
+    @app.agent(outcomes)
+    async def learn(stream: Any) -> None:
+        async for events in stream.take_events(1000, within=0.2):
+            await learn_batch(ctx, events)
+
+    @app.timer(interval=settings.merchant_risk_refresh_s)
+    async def refresh_merchant_risk() -> None:
+        await refresh_merchant_risk_now(ctx)
+
+    @app.timer(interval=1.0)
+    async def mark_rate() -> None:
+        ctx.stats.mark()
+
+    register_views(app, ctx)
+    return app
+
+
+async def refresh_merchant_risk_now(ctx: WorkerContext) -> None:
+    _, rows = await ctx.sink.call(ctx.store.query_rows, REFRESH_SQL)
+    ctx.merchant_risk.replace(rows)

@@ -1,0 +1,42 @@
+"""Everything the agents share inside one worker process, built once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Producer
+
+from learners.metrics import Scorecard
+from learners.online import OnlineLogistic
+from schemas import SchemaRegistry, Serde
+from streamlearn.settings import Settings
+from streams.champion import Champion
+from streams.dead_letters import DeadLetterWriter
+from streams.merchant_risk import MerchantRisk
+from streams.pending import BoundedMap, Scored
+from streams.sink import StoreSink
+from streams.stats import WorkerStats
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    store: Any
+    sink: StoreSink
+    producer: Producer
+    dlq: DeadLetterWriter
+    champion: Champion
+    learner: OnlineLogistic
+    merchant_risk: MerchantRisk
+    table: Any = None  # the Faust table of per-card and per-merchant state
+    pending: BoundedMap[Scored] = field(default_factory=lambda: BoundedMap(500_000))
+    early: BoundedMap[bool] = field(default_factory=lambda: BoundedMap(100_000))
+    learned: BoundedMap[bool] = field(default_factory=lambda: BoundedMap(1_000_000))
+    scorecard: Scorecard = field(default_factory=Scorecard)
+    stats: WorkerStats = field(default_factory=WorkerStats)
+    txn_serde: Serde = field(default_factory=lambda: Serde("Transaction"))
+    outcome_serde: Serde = field(default_factory=lambda: Serde("Outcome"))
+    prediction_serde: Serde = field(default_factory=lambda: Serde("Prediction"))
+    delivery_errors: list[str] = field(default_factory=list)
+    registry: SchemaRegistry | None = None

@@ -1,0 +1,72 @@
+"""Model hot-swap: every release on the models topic is verified, then served or refused."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Message
+
+from schemas import SchemaError, Serde
+from streamlearn.errors import ModelRejected
+from streamlearn.settings import Settings
+from streams.champion import Champion
+from streams.dead_letters import DeadLetter, DeadLetterWriter
+from streams.follower import CompactedFollower
+
+log = logging.getLogger(__name__)
+
+
+class ModelFeed:
+    """Loads the newest valid champion (and shadow) at start, then swaps on each release."""
+
+    def __init__(self, settings: Settings, champion: Champion, dlq: DeadLetterWriter) -> None:
+        self.champion = champion
+        self.dlq = dlq
+        self.serde = Serde("ModelRelease")
+        self.follower = CompactedFollower(
+            settings, settings.topic("models"), self._catch_up, self._on_message
+        )
+
+    def start(self) -> None:
+        self.follower.start()
+
+    def stop(self) -> None:
+        self.follower.stop()
+
+    def _catch_up(self, backlog: list[Message]) -> None:
+        champions: list[dict] = []
+        shadow: dict | None = None
+        for msg in backlog:
+            try:
+                record = self.serde.decode(msg.value())
+            except SchemaError:
+                continue  # dead-lettered when it first arrived
+            if record.get("role") == "shadow":
+                shadow = record
+            else:
+                champions.append(record)
+                shadow = None
+        # The newest champion that verifies serves; a refused one leaves the one before it.
+        for record in reversed(champions):
+            try:
+                self.champion.offer(record)
+                break
+            except ModelRejected as exc:
+                log.error("model %s refused: %s", record.get("version"), exc)
+        if shadow is not None:
+            try:
+                self.champion.offer(shadow)
+            except ModelRejected as exc:
+                log.error("shadow model %s refused: %s", shadow.get("version"), exc)
+
+    def _on_message(self, msg: Message) -> None:
+        try:
+            record = self.serde.decode(msg.value())
+            self.champion.offer(record)
+        except (SchemaError, ModelRejected) as exc:
+            stage = "decode" if isinstance(exc, SchemaError) else "model"
+            log.error("model message %s[%d]@%d refused: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+            self.dlq.send(
+                DeadLetter(msg.topic(), msg.partition(), msg.offset(), stage, str(exc), msg.key(), msg.value())
+            )
+            self.dlq.flush()

@@ -1,0 +1,42 @@
+"""Writer schemas registered on the schemas topic, added to the worker's schema registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from confluent_kafka import Message
+
+from schemas import SchemaRegistry
+from streamlearn.settings import Settings
+from streams.follower import CompactedFollower
+
+log = logging.getLogger(__name__)
+
+
+class SchemaFeed:
+    """Every registered writer schema becomes decodable by this worker."""
+
+    def __init__(self, settings: Settings, registry: SchemaRegistry) -> None:
+        self.registry = registry
+        self.follower = CompactedFollower(
+            settings,
+            settings.topic("schemas"),
+            lambda backlog: [self._on_message(m) for m in backlog],
+            self._on_message,
+        )
+
+    def start(self) -> None:
+        self.follower.start()
+
+    def stop(self) -> None:
+        self.follower.stop()
+
+    def _on_message(self, msg: Message) -> None:
+        try:
+            schema = json.loads(msg.value())
+            fp = self.registry.add(schema)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("ignoring unreadable schema at %s@%d: %s", msg.topic(), msg.offset(), exc)
+            return
+        log.info("writer schema %s registered (%s)", schema.get("name"), fp.hex())

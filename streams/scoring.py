@@ -1,0 +1,198 @@
+"""One micro-batch of transactions from one partition: decode, features, score, publish, log."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+import numpy as np
+
+from schemas import SchemaError
+from streamlearn.errors import InvalidRecord
+from streamlearn.store import batch_token
+from streams.context import WorkerContext
+from streams.dead_letters import DeadLetter
+from streams.features import FEATURE_NAMES, FEATURE_VERSION, compute
+from streams.pending import Scored
+from streams.validate import check_transaction
+
+TXN_COLUMNS = (
+    "transaction_id",
+    "event_time",
+    "card_id",
+    "merchant_id",
+    "amount",
+    "currency",
+    "country",
+    "merchant_category",
+    "channel",
+    "device_id",
+    "feature_version",
+    "features",
+    "score",
+    "lightgbm_score",
+    "river_score",
+    "scores",
+    "model_version",
+    "shadow_version",
+    "scored_at",
+    "source_partition",
+    "source_offset",
+)
+DAY_MS = 86_400_000
+REPLAY_MEMORY = 8  # transaction ids per card remembered to spot a replayed event
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000.0, dt.UTC)
+
+
+async def score_batch(ctx: WorkerContext, events: list[Any]) -> None:
+    """Score every valid transaction of the batch; dead-letter the rest. Returns when durable."""
+    t_start = time.perf_counter()
+    settings = ctx.settings
+    now_ms = int(time.time() * 1000)
+    max_age = settings.max_event_age_days * DAY_MS
+    max_future = settings.max_event_future_s * 1000
+    decode = ctx.txn_serde.decode
+    table = ctx.table
+    rate = ctx.merchant_risk.rate
+
+    valid: list[tuple[dict[str, Any], int, int]] = []
+    vectors: list[list[float]] = []
+    for event in events:
+        msg = event.message
+        try:
+            txn = decode(msg.value)
+            check_transaction(txn, now_ms, max_age, max_future)
+        except (SchemaError, InvalidRecord) as exc:
+            stage = "decode" if isinstance(exc, SchemaError) else "validate"
+            ctx.dlq.send(
+                DeadLetter(msg.topic, msg.partition, msg.offset, stage, str(exc), msg.key, msg.value)
+            )
+            continue
+        card_key = "c:" + txn["card_id"]
+        merchant_key = f"m:{txn['merchant_id']}@{msg.partition}"
+        card = table.get(card_key)
+        merchant = table.get(merchant_key)
+        features, new_card, new_merchant = compute(
+            txn, card, merchant, rate(txn["merchant_id"], txn["event_time"])
+        )
+        seen = new_card[6]
+        if txn["transaction_id"] in seen:
+            # A replayed event (same transaction_id): score it again, count it once.
+            ctx.stats.replayed_transactions += 1
+        else:
+            new_card[6] = [*seen[-(REPLAY_MEMORY - 1) :], txn["transaction_id"]]
+            table[card_key] = new_card
+            table[merchant_key] = new_merchant
+        valid.append((txn, msg.partition, msg.offset))
+        vectors.append(features)
+
+    if valid:
+        await _publish(ctx, valid, np.asarray(vectors, dtype=np.float64), vectors)
+    ctx.dlq.flush()
+    ctx.stats.batches += 1
+    ctx.stats.process_ms.append((time.perf_counter() - t_start) * 1000)
+    ctx.stats.mark()
+
+
+async def _publish(
+    ctx: WorkerContext,
+    valid: list[tuple[dict[str, Any], int, int]],
+    matrix: np.ndarray,
+    vectors: list[list[float]],
+) -> None:
+    champion, shadow = ctx.champion.slots()
+    lgbm = champion.score(matrix) if champion is not None else None
+    shadow_scores = shadow.score(matrix) if shadow is not None else None
+    river = ctx.learner.score_batch(matrix)
+    served = lgbm if lgbm is not None else river
+    version = champion.version if champion is not None else "none"
+    shadow_version = shadow.version if shadow is not None else None
+
+    scored_at = int(time.time() * 1000)
+    encode = ctx.prediction_serde.encode
+    produce = ctx.producer.produce
+    topic = ctx.settings.topic("predictions")
+    rows = []
+    latencies = ctx.stats.latencies_ms
+    scored_at_dt = _utc(scored_at)
+    for i, (txn, partition, offset) in enumerate(valid):
+        scores = {ctx.learner.name: float(river[i])}
+        if lgbm is not None:
+            scores["lightgbm"] = float(lgbm[i])
+        if shadow_scores is not None:
+            scores["shadow"] = float(shadow_scores[i])
+        score = float(served[i])
+        txn_id = txn["transaction_id"]
+        record = {
+            "transaction_id": txn_id,
+            "event_time": txn["event_time"],
+            "score": score,
+            "model_version": version,
+            "lightgbm_score": scores.get("lightgbm"),
+            "river_score": scores[ctx.learner.name],
+            "scores": scores,
+            "scored_at": scored_at,
+            "card_id": txn["card_id"],
+            "shadow_version": shadow_version,
+        }
+        value = encode(record)
+        while True:
+            try:
+                produce(topic, key=txn_id.encode(), value=value)
+                break
+            except BufferError:
+                ctx.producer.poll(0.05)
+        rows.append(
+            [
+                txn_id,
+                _utc(txn["event_time"]),
+                txn["card_id"],
+                txn["merchant_id"],
+                float(txn["amount"]),
+                txn.get("currency") or "",
+                txn.get("country"),
+                txn.get("merchant_category"),
+                txn.get("channel"),
+                txn.get("device_id"),
+                FEATURE_VERSION,
+                dict(zip(FEATURE_NAMES, vectors[i], strict=True)),
+                score,
+                scores.get("lightgbm"),
+                scores[ctx.learner.name],
+                scores,
+                version,
+                shadow_version,
+                scored_at_dt,
+                partition,
+                offset,
+            ]
+        )
+        latencies.append(scored_at - txn["event_time"])
+        served_scores = {**scores, "served": score}
+        ctx.pending.put(
+            txn_id, Scored(vectors[i], served_scores, txn["merchant_id"], txn["event_time"])
+        )
+        early = ctx.early.pop(txn_id)
+        if early is not None:
+            ctx.learner.learn(vectors[i], early)
+            ctx.learned.put(txn_id, early)
+            ctx.scorecard.update(early, served_scores)
+            ctx.stats.learned += 1
+
+    # Durable before the batch is acked: predictions acknowledged, then rows written.
+    loop = asyncio.get_running_loop()
+    remaining = await loop.run_in_executor(None, ctx.producer.flush, 60)
+    if remaining or ctx.delivery_errors:
+        errors = ctx.delivery_errors[:3]
+        ctx.delivery_errors.clear()
+        raise RuntimeError(f"prediction delivery failed ({remaining} pending): {errors}")
+    first, last = valid[0][2], valid[-1][2]
+    token = batch_token("txn", valid[0][1], first, last, (t["transaction_id"] for t, _, _ in valid))
+    await ctx.sink.insert("transactions", rows, TXN_COLUMNS, token)
+    ctx.stats.transactions += len(valid)
+    ctx.stats.predictions += len(valid)

@@ -1,0 +1,118 @@
+"""The worker's HTTP views: /status, and store access for CLI commands while it owns chdb."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from streamlearn.access import decode_rows
+from streamlearn.errors import StoreUnavailable
+from streams.context import WorkerContext
+
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def status_snapshot(ctx: WorkerContext) -> dict[str, Any]:
+    """What `streamlearn status` and the demo show about a running worker."""
+    champion, shadow = ctx.champion.slots()
+    s = ctx.stats
+    return _clean(
+        {
+            "worker": ctx.settings.worker_id,
+            "uptime_s": time.time() - s.started_at,
+            "model_version": champion.version if champion else "none",
+            "shadow_version": shadow.version if shadow else None,
+            "model_swaps": ctx.champion.swaps,
+            "models_refused": [list(r) for r in ctx.champion.rejected[-5:]],
+            "transactions": s.transactions,
+            "predictions": s.predictions,
+            "events_per_s": s.rate(),
+            "latency": s.latency(),
+            "batch_ms_p50": sorted(s.process_ms)[len(s.process_ms) // 2] if s.process_ms else None,
+            "dead_letters": dict(ctx.dlq.counts),
+            "outcomes": s.outcomes,
+            "learned": s.learned,
+            "early_outcomes": s.early_outcomes,
+            "duplicate_outcomes": s.duplicate_outcomes,
+            "conflicting_outcomes": s.conflicting_outcomes,
+            "replayed_transactions": s.replayed_transactions,
+            "pending_transactions": len(ctx.pending),
+            "merchants_with_labels": len(ctx.merchant_risk),
+            "store_down_since": ctx.sink.down_since,
+            "store_failures": ctx.sink.failures,
+            "online_metrics": ctx.scorecard.snapshot(),
+        }
+    )
+
+
+def register_views(app: faust.App, ctx: WorkerContext) -> None:
+    @app.page("/status/")
+    class Status(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(status_snapshot(ctx))
+
+    @app.page("/store/query/")
+    class StoreQuery(View):
+        async def post(self, request: Request) -> Response:
+            payload = json.loads(await self.read_request_content(request))
+            settings = dict(payload.get("settings") or {})
+            if payload.get("readonly"):
+                settings["readonly"] = 1
+            try:
+                table = await ctx.sink.call(
+                    lambda: ctx.store.query_arrow(
+                        payload["sql"], payload.get("parameters"), **settings
+                    )
+                )
+            except StoreUnavailable as exc:
+                return self.text(str(exc), status=400)
+            import pyarrow as pa
+
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            return self.bytes(sink.getvalue().to_pybytes(), content_type=ARROW)
+
+    @app.page("/store/insert/")
+    class StoreInsert(View):
+        async def post(self, request: Request) -> Response:
+            payload = json.loads(await self.read_request_content(request))
+            try:
+                await ctx.sink.call(
+                    ctx.store.insert,
+                    payload["table"],
+                    decode_rows(payload["rows"]),
+                    payload["columns"],
+                    payload.get("token"),
+                )
+            except StoreUnavailable as exc:
+                return self.text(str(exc), status=400)
+            return self.json({"inserted": len(payload["rows"])})
+
+    @app.page("/store/command/")
+    class StoreCommand(View):
+        async def post(self, request: Request) -> Response:
+            payload = json.loads(await self.read_request_content(request))
+            try:
+                result = await ctx.sink.call(
+                    ctx.store.command, payload["sql"], payload.get("settings")
+                )
+            except StoreUnavailable as exc:
+                return self.text(str(exc), status=400)
+            return self.json({"result": result if isinstance(result, int | str) else str(result)})
