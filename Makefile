@@ -1,0 +1,65 @@
+# streamlearn developer tasks. `make help` lists them.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JARS := $(VENV)/.broker-jars
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-unit bench up down lint format check clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP) $(JARS) ## Create .venv (Python 3.11+), install the project with dev tools, fetch the broker jars
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ]; then \
+	  $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	    || { echo "Python 3.11+ is needed: run make with PY=python3.11 (or newer)" >&2; exit 1; }; \
+	  $(PY) -m venv $(VENV) && $(BIN)/python -m pip install -q --upgrade pip; \
+	fi
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+$(JARS): compose/pom.xml
+	@if command -v mvn > /dev/null; then \
+	  echo "fetching the local Kafka broker's jars with Maven"; \
+	  mvn -q -B -f compose/pom.xml dependency:build-classpath -Dmdep.outputFile=$(CURDIR)/$@; \
+	else \
+	  echo "warning: Maven not found; install maven (and Java 17+) for the local broker" >&2; \
+	fi
+
+demo: setup ## Start the local broker and run the end-to-end demo
+	$(BIN)/streamlearn demo
+
+test: setup ## Run all tests (integration tests start their own broker)
+	$(BIN)/pytest -q
+
+test-unit: setup ## Run the tests that need no broker
+	$(BIN)/pytest -q -m "not integration"
+
+bench: setup ## Measure throughput and latency
+	$(BIN)/streamlearn bench
+
+up: setup ## Start the local Kafka broker
+	$(BIN)/streamlearn up
+
+down: ## Stop the local Kafka broker
+	$(BIN)/streamlearn down
+
+lint: setup ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup ## Format and fix what ruff can
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check: lint test-unit ## Lint and unit tests
+
+clean: ## Stop the local broker and remove local state (.streamlearn), keep .venv
+	@if [ -x $(BIN)/python ]; then \
+	  $(BIN)/python -c 'from streamlearn import broker; from streamlearn.settings import Settings; broker.down(Settings())' || true; \
+	fi
+	rm -rf .streamlearn .pytest_cache .ruff_cache

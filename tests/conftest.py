@@ -1,0 +1,67 @@
+"""Shared fixtures: one real local Kafka broker per test session, and per-test settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from streamlearn import broker
+from streamlearn.errors import StreamlearnError
+from streamlearn.settings import Settings
+
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration/ is an integration test (`-m "not integration"`)."""
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings pointing at a real broker started for this session (stopped at its end)."""
+    port = int(os.environ.get("STREAMLEARN_TEST_KAFKA_PORT", "39092"))
+    base = Settings(
+        kafka_bootstrap=f"127.0.0.1:{port}",
+        state_dir=tmp_path_factory.mktemp("broker"),
+        topic_prefix="",
+    )
+    try:
+        bootstrap = broker.up(base)
+    except StreamlearnError as exc:
+        if _under_ci():
+            pytest.fail(f"the local Kafka broker did not start under CI: {exc}", pytrace=False)
+        pytest.skip(f"no local Kafka broker ({exc}); install Java 17+ and Maven, or `make up`")
+    try:
+        yield base.with_overrides(kafka_bootstrap=bootstrap)
+    finally:
+        broker.down(base)
+
+
+@pytest.fixture
+def settings(kafka_settings: Settings, tmp_path: Path) -> Settings:
+    """Per-test settings on the session broker: own topic prefix, state dir, store, web port."""
+    return kafka_settings.with_overrides(
+        topic_prefix=f"t{uuid4().hex[:8]}-",
+        state_dir=tmp_path / "state",
+        clickhouse_url=f"chdb://{tmp_path}/ch",
+        partitions=2,
+        web_port=free_port(),
+    )
