@@ -48,7 +48,7 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     except StreamlearnError as exc:
         if _under_ci():
             pytest.fail(f"the local Kafka broker did not start under CI: {exc}", pytrace=False)
-        pytest.skip(f"no local Kafka broker ({exc}); install Java 17+ and Maven, or `make up`")
+        pytest.skip(f"integration tests need the local Kafka broker: {exc}")
     try:
         yield base.with_overrides(kafka_bootstrap=bootstrap)
     finally:
