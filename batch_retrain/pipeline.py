@@ -1,0 +1,293 @@
+"""The retrain job, the only place that knows the order of its steps.
+
+build the training set -> train -> register as candidate -> score the served champion and the
+challenger on the same holdout rows -> decide -> publish as champion -> update the registry.
+
+The champion is read back from the compacted models topic rather than from the registry:
+the topic holds exactly the bytes workers serve (verified like a worker would), and the
+registry stays a small metadata table that analysts can query without megabytes of model
+text per row. Offline (publish=False) there is nothing served to compare with unless a
+champion_source is given. Only holdout rows newer than the champion's training window count,
+so the champion is never judged on rows it learned from.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, NamedTuple
+
+import lightgbm as lgb
+import numpy as np
+
+from batch_retrain import registry
+from batch_retrain.metrics import evaluate
+from batch_retrain.release import build_release, load_booster, verify_release
+from batch_retrain.train import train
+from batch_retrain.training_set import TrainingSet, build_training_set
+from schemas import SchemaError
+from streamlearn.access import RemoteStore
+from streamlearn.errors import ModelRejected
+from streamlearn.settings import Settings
+from streamlearn.store import Store
+
+# The challenger may trail the champion's holdout average precision by this much and still
+# be promoted: fresher data is worth a little noise on a small holdout.
+AP_MARGIN = 0.005
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the challenger replaces the champion, and why (one line)."""
+
+    promote: bool
+    reason: str
+    champion_version: str | None = None
+    # Both scored on the same holdout rows (compared_rows of them).
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    challenger_metrics: dict[str, float] = field(default_factory=dict)
+    compared_rows: int = 0
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What one retrain produced: the version, its final status and everything measured."""
+
+    version: str
+    status: str
+    published: bool
+    decision: Decision
+    metrics: dict[str, float]
+    rows: dict[str, int]
+    timings: dict[str, float]
+    as_of: int
+    train_start: int
+    train_end: int
+
+
+def decide(
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    *,
+    champion_version: str | None = None,
+    margin: float = AP_MARGIN,
+    note: str = "",
+    compared_rows: int = 0,
+) -> Decision:
+    """The gate's seam: promote unless the champion's holdout AP beats ours by > margin.
+
+    Both metric maps must come from the same holdout rows; champion None means there is
+    nothing comparable (note says why) and the challenger is promoted.
+    """
+    ours = challenger.get("holdout_ap", float("nan"))
+    if champion is None:
+        return Decision(True, note or "no champion to compare with")
+    theirs = champion.get("holdout_ap", float("nan"))
+    fields = {
+        "champion_version": champion_version,
+        "champion_metrics": dict(champion),
+        "challenger_metrics": dict(challenger),
+        "compared_rows": compared_rows,
+    }
+    if math.isnan(ours):
+        return Decision(False, "the challenger's holdout AP is undefined", **fields)
+    if math.isnan(theirs) or ours >= theirs - margin:
+        return Decision(
+            True, f"holdout AP {ours:.4f} vs champion {champion_version} {theirs:.4f}", **fields
+        )
+    return Decision(
+        False,
+        f"holdout AP {ours:.4f} is worse than champion {champion_version} {theirs:.4f} "
+        f"by more than {margin}",
+        **fields,
+    )
+
+
+def run_retrain(
+    settings: Settings,
+    store: Store | RemoteStore,
+    *,
+    as_of_ms: int | None = None,
+    maturity_s: float | None = None,
+    publish: bool = True,
+    reason: str = "manual",
+    name: str = "fraud",
+    num_threads: int = 2,
+    ap_margin: float = AP_MARGIN,
+    champion_source: Callable[[], Mapping[str, Any] | None] | None = None,
+    **training_set_options: Any,
+) -> RetrainResult:
+    """Retrain from the store's history; publish the model as champion if the gate agrees.
+
+    Raises NotEnoughData (too little matured history), StoreUnavailable, BrokerUnavailable.
+    """
+    t0 = time.perf_counter()
+    key = settings.model_signing_key
+    signing_key = key.get_secret_value().encode() if key else None
+
+    ts = build_training_set(
+        store,
+        maturity_days=settings.label_maturity_days,
+        maturity_s=maturity_s,
+        as_of_ms=as_of_ms,
+        **training_set_options,
+    )
+    result = train(ts, num_threads=num_threads)
+    release = build_release(
+        result.booster,
+        feature_names=ts.feature_names,
+        train_start=ts.train_start,
+        train_end=ts.train_end,
+        metrics=result.metrics,
+        signing_key=signing_key,
+        reason=reason,
+        name=name,
+    )
+    version = release["version"]
+    registry.register(
+        store,
+        registry.ModelEntry(
+            version=version,
+            name=name,
+            created_at=registry.from_ms(release["created_at"]),
+            status="candidate",
+            train_start=registry.from_ms(ts.train_start),
+            train_end=registry.from_ms(ts.train_end),
+            rows_train=ts.train.rows,
+            rows_valid=ts.valid.rows,
+            feature_names=ts.feature_names,
+            sha256=release["sha256"],
+            metrics=result.metrics,
+            reason=reason,
+            train_cpu_s=result.train_cpu_s,
+            train_wall_s=result.train_wall_s,
+        ),
+    )
+
+    t1 = time.perf_counter()
+    source = champion_source
+    if source is None and publish:
+        from batch_retrain.publish import fetch_release
+
+        source = partial(fetch_release, settings, name)
+    cmp = _compare_with_champion(source, ts, result.booster, signing_key)
+    decision = (
+        Decision(False, cmp.note, cmp.version)
+        if cmp.keep_champion
+        else decide(
+            cmp.challenger,
+            cmp.champion,
+            champion_version=cmp.version,
+            margin=ap_margin,
+            note=cmp.note,
+            compared_rows=cmp.rows,
+        )
+    )
+    champion_s = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    status, published = "candidate", False
+    if not decision.promote:
+        status = "rejected"
+        registry.set_status(store, version, status, f"{reason}; {decision.reason}")
+    elif publish:
+        from batch_retrain.publish import publish_release
+
+        publish_release(settings, release)
+        published, status = True, "champion"
+        previous = registry.current_champion(store, name)
+        registry.set_status(store, version, status, f"{reason}; {decision.reason}")
+        if previous is not None and previous.version != version:
+            registry.set_status(store, previous.version, "retired", f"replaced by {version}")
+    publish_s = time.perf_counter() - t2
+
+    return RetrainResult(
+        version=version,
+        status=status,
+        published=published,
+        decision=decision,
+        metrics=result.metrics,
+        rows=dict(ts.counts),
+        timings={
+            "build_s": ts.build_s,
+            "train_cpu_s": result.train_cpu_s,
+            "train_wall_s": result.train_wall_s,
+            "champion_s": champion_s,
+            "publish_s": publish_s,
+            "total_s": time.perf_counter() - t0,
+        },
+        as_of=ts.as_of,
+        train_start=ts.train_start,
+        train_end=ts.train_end,
+    )
+
+
+class _Comparison(NamedTuple):
+    challenger: dict[str, float]
+    champion: dict[str, float] | None
+    version: str | None
+    rows: int
+    note: str
+    keep_champion: bool = False
+
+
+def _compare_with_champion(
+    source: Callable[[], Mapping[str, Any] | None] | None,
+    ts: TrainingSet,
+    challenger: lgb.Booster,
+    signing_key: bytes | None,
+) -> _Comparison:
+    """Both models' metrics on the holdout rows the champion never trained on."""
+
+    def nothing(note: str, version: str | None = None) -> _Comparison:
+        return _Comparison({}, None, version, 0, note)
+
+    if source is None:
+        return nothing("offline: no served champion to compare with")
+    try:
+        record = source()
+    except SchemaError as exc:
+        return nothing(f"the published champion cannot be decoded ({exc}); replacing it")
+    if record is None:
+        return nothing("no champion published yet")
+    version = str(record.get("version", "?"))
+    try:
+        # A champion this deployment would refuse to serve is no benchmark.
+        verify_release(record, signing_key=signing_key, known_features=ts.feature_names)
+        booster = load_booster(record)
+    except ModelRejected as exc:
+        return nothing(f"{exc}; replacing it", version)
+    h = ts.holdout
+    champion_end = int(record["train_end"])
+    fresh = h.event_time > champion_end
+    if not 0 < int(h.y[fresh].sum()) < int(fresh.sum()):
+        # The holdout lies after the challenger's window, so this happens only when the
+        # champion learned from (nearly) all of it: it saw data as recent, and it stays.
+        return _Comparison(
+            {},
+            None,
+            version,
+            0,
+            f"champion {version} learned from this holdout ({int(fresh.sum())} rows after its "
+            f"window): not comparable, it stays",
+            keep_champion=True,
+        )
+    X = h.X[fresh]
+    columns = [ts.feature_names.index(f) for f in record["feature_names"]]
+    theirs = booster.predict(np.ascontiguousarray(X[:, columns]))
+    ours = challenger.predict(X)
+    y, w = h.y[fresh], h.w[fresh]
+
+    def prefixed(m: dict[str, float]) -> dict[str, float]:
+        return {f"holdout_{k}": v for k, v in m.items()}
+
+    return _Comparison(
+        prefixed(evaluate(y, ours, w)),
+        prefixed(evaluate(y, theirs, w)),
+        version,
+        int(fresh.sum()),
+        "",
+    )

@@ -1,0 +1,104 @@
+"""The models topic: publish a release (keyed by model name) and read back the current one."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+
+from schemas import Serde
+from streamlearn.errors import BrokerUnavailable
+from streamlearn.kafka import MODELS_MAX_BYTES, confluent_config, ensure_topics
+from streamlearn.settings import Settings
+
+
+def publish_release(settings: Settings, record: dict[str, Any], *, timeout: float = 30.0) -> None:
+    """Produce the release to settings.topic('models') and wait until the broker has it."""
+    topic = settings.topic("models")
+    # The topic must be compacted and accept large messages; an auto-created one would not.
+    ensure_topics(settings, timeout=timeout)
+    value = Serde("ModelRelease").encode(record)
+    producer = Producer(
+        confluent_config(
+            settings,
+            **{
+                "message.max.bytes": MODELS_MAX_BYTES,
+                "compression.type": "zstd",
+                "acks": "all",
+                "enable.idempotence": True,
+                "message.timeout.ms": int(timeout * 1000),
+            },
+        )
+    )
+    errors: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    try:
+        producer.produce(topic, key=record["name"].encode(), value=value, on_delivery=delivered)
+    except (KafkaException, BufferError) as exc:
+        raise BrokerUnavailable(
+            f"cannot publish model {record['version']} to {topic}: {exc} "
+            "(check STREAMLEARN_KAFKA_BOOTSTRAP)"
+        ) from exc
+    pending = producer.flush(timeout)
+    if pending or errors:
+        why = errors[0] if errors else f"not delivered within {timeout:.0f}s"
+        raise BrokerUnavailable(
+            f"cannot publish model {record['version']} to {topic} at "
+            f"{settings.kafka_bootstrap}: {why} (is the broker up? `streamlearn up`)"
+        )
+
+
+def fetch_release(
+    settings: Settings, name: str = "fraud", *, timeout: float = 15.0
+) -> dict[str, Any] | None:
+    """The latest release published under `name` (what workers serve), or None if none."""
+    topic = settings.topic("models")
+    consumer = Consumer(
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"streamlearn-retrain-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.message.max.bytes": MODELS_MAX_BYTES,
+                "fetch.max.bytes": MODELS_MAX_BYTES,
+                "receive.message.max.bytes": MODELS_MAX_BYTES + 1_000_000,
+            },
+        )
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            return None
+        ends: dict[int, int] = {}
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > low:
+                ends[p] = high
+        if not ends:
+            return None
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        latest: bytes | None = None
+        key = name.encode()
+        while ends:
+            msg = consumer.poll(timeout)
+            if msg is None:
+                raise BrokerUnavailable(f"reading {topic} stalled for {timeout:.0f}s")
+            if msg.error():
+                raise BrokerUnavailable(f"reading {topic}: {msg.error()}")
+            if msg.key() == key:
+                # A tombstone (None value) withdraws the model.
+                latest = msg.value()
+            if msg.offset() >= ends.get(msg.partition(), 0) - 1:
+                ends.pop(msg.partition(), None)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"cannot read {topic} at {settings.kafka_bootstrap}: {exc} (is the broker up?)"
+        ) from exc
+    finally:
+        consumer.close()
+    return Serde("ModelRelease").decode(latest) if latest else None

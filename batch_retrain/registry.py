@@ -1,0 +1,154 @@
+"""The model registry in ClickHouse (streamlearn.models): one row per version, latest wins.
+
+The table is a ReplacingMergeTree ordered by version with updated_at as its version column,
+so a status change is a new insert of the whole row with a later updated_at; reads use FINAL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from streamlearn.access import RemoteStore
+from streamlearn.store import Store
+from streams.features import FEATURE_VERSION
+
+TABLE = "models"
+STATUSES = ("candidate", "champion", "shadow", "rejected", "retired")
+COLUMNS = (
+    "version",
+    "name",
+    "created_at",
+    "updated_at",
+    "status",
+    "train_start",
+    "train_end",
+    "rows_train",
+    "rows_valid",
+    "feature_names",
+    "feature_version",
+    "metrics",
+    "sha256",
+    "reason",
+    "train_cpu_s",
+    "train_wall_s",
+)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registry row; times are timezone-aware UTC datetimes."""
+
+    version: str
+    name: str
+    created_at: dt.datetime
+    status: str
+    train_start: dt.datetime
+    train_end: dt.datetime
+    rows_train: int
+    rows_valid: int
+    feature_names: Sequence[str]
+    sha256: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    feature_version: str = FEATURE_VERSION
+    reason: str = ""
+    train_cpu_s: float = 0.0
+    train_wall_s: float = 0.0
+    updated_at: dt.datetime | None = None
+
+
+def from_ms(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+def register(store: Store | RemoteStore, entry: ModelEntry) -> ModelEntry:
+    """Insert (or supersede) the row of entry.version; returns the entry as written."""
+    if entry.status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, not {entry.status!r}")
+    written = replace(entry, updated_at=entry.updated_at or _now())
+    row = asdict(written)
+    row["feature_names"] = list(row["feature_names"])
+    row["metrics"] = {k: float(v) for k, v in row["metrics"].items()}
+    store.insert(TABLE, [[row[c] for c in COLUMNS]], COLUMNS)
+    return written
+
+
+def set_status(
+    store: Store | RemoteStore, version: str, status: str, reason: str | None = None
+) -> ModelEntry:
+    """Rewrite the row of `version` with a new status (and reason, if given)."""
+    entry = get(store, version)
+    if entry is None:
+        raise KeyError(f"model version {version} is not in the registry")
+    # updated_at decides which row survives: it must move forward even within one millisecond.
+    after = entry.updated_at + dt.timedelta(milliseconds=1) if entry.updated_at else _now()
+    changed = replace(
+        entry,
+        status=status,
+        reason=entry.reason if reason is None else reason,
+        updated_at=max(_now(), after),
+    )
+    return register(store, changed)
+
+
+def get(store: Store | RemoteStore, version: str) -> ModelEntry | None:
+    """The current row of one version, or None."""
+    df = _select(store, "WHERE version = {version:String}", {"version": version})
+    return _entry(df.iloc[0]) if len(df) else None
+
+
+def list_models(
+    store: Store | RemoteStore, *, name: str | None = None, limit: int = 1000
+) -> pd.DataFrame:
+    """The registry, newest first (one row per version)."""
+    where = "WHERE name = {name:String}" if name else ""
+    return _select(store, where, {"name": name} if name else None, limit)
+
+
+def current_champion(store: Store | RemoteStore, name: str = "fraud") -> ModelEntry | None:
+    """The newest version whose status is champion, or None before the first promotion."""
+    df = _select(
+        store,
+        "WHERE name = {name:String} AND status = 'champion'",
+        {"name": name},
+        limit=1,
+    )
+    return _entry(df.iloc[0]) if len(df) else None
+
+
+def _select(
+    store: Store | RemoteStore, where: str, params: dict[str, Any] | None, limit: int = 1000
+) -> pd.DataFrame:
+    df = store.query_df(
+        f"SELECT {', '.join(COLUMNS)} FROM streamlearn.{TABLE} FINAL {where} "
+        f"ORDER BY created_at DESC, version DESC LIMIT {int(limit)}",
+        params,
+    )
+    return df if df is not None else pd.DataFrame(columns=list(COLUMNS))
+
+
+def _entry(row: pd.Series) -> ModelEntry:
+    values = {c: row[c] for c in COLUMNS}
+    for c in ("created_at", "updated_at", "train_start", "train_end"):
+        values[c] = _utc(values[c])
+    values["feature_names"] = list(values["feature_names"])
+    values["metrics"] = {str(k): float(v) for k, v in dict(values["metrics"]).items()}
+    for c in ("rows_train", "rows_valid"):
+        values[c] = int(values[c])
+    for c in ("train_cpu_s", "train_wall_s"):
+        values[c] = float(values[c])
+    return ModelEntry(**values)
+
+
+def _utc(value: Any) -> dt.datetime:
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

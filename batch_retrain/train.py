@@ -1,0 +1,148 @@
+"""LightGBM binary training with early stopping on the validation split.
+
+Fraud is rare, so positives are up-weighted (scale_pos_weight) to give the trees enough
+gradient from them. Up-weighting multiplies the model's odds by that weight, so training starts
+from the weighted prior log-odds (init_score) and the served model gets the unweighted prior
+log-odds instead, folded into the leaves of its first tree: the score is a calibrated
+probability (the prior correction of weighted logistic loss) and the model stays plain
+LightGBM text that any worker loads. Validation carries the served offset as init_score, so
+early stopping watches the log loss of the model that will be served.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from batch_retrain.metrics import evaluate
+from batch_retrain.training_set import TrainingSet
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "num_leaves": 31,
+    "learning_rate": 0.05,
+    "min_data_in_leaf": 50,
+    "min_sum_hessian_in_leaf": 1e-3,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "max_bin": 255,
+    # Early stopping watches log loss only: smooth, and it also judges calibration. With a
+    # metric list, lgb.early_stopping stops when any of them stalls (a saturated AUC would).
+    "metric": "binary_logloss",
+    # Same data, seed and thread count give the same model, byte for byte.
+    "deterministic": True,
+    # Row-wise histograms: about 2x faster than col-wise on ~30 dense features, 2 threads.
+    "force_row_wise": True,
+    "verbosity": -1,
+}
+MAX_AUTO_POS_WEIGHT = 25.0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained booster (best iteration only), its metrics and what training cost."""
+
+    booster: lgb.Booster
+    best_iteration: int
+    scale_pos_weight: float
+    metrics: dict[str, float]
+    train_cpu_s: float
+    train_wall_s: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def train(
+    ts: TrainingSet,
+    *,
+    num_threads: int = 2,
+    seed: int = 7,
+    num_boost_round: int = 500,
+    early_stopping_rounds: int = 50,
+    scale_pos_weight: float | None = None,
+    params: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train on ts.train, stop early on ts.valid, and score validation and holdout.
+
+    scale_pos_weight None picks sqrt(legit/fraud) by weight, capped at MAX_AUTO_POS_WEIGHT:
+    enough to lift rare positives without letting a few of them dominate the trees.
+    """
+    pos_w = float((ts.train.w * ts.train.y).sum())
+    neg_w = float(ts.train.w.sum()) - pos_w
+    if scale_pos_weight is None:
+        scale_pos_weight = min(MAX_AUTO_POS_WEIGHT, max(1.0, math.sqrt(neg_w / max(pos_w, 1.0))))
+    # Unweighted prior log-odds of the data (sample weights only undo legit downsampling).
+    prior = math.log(max(pos_w, 1e-9) / max(neg_w, 1e-9))
+    p = {
+        **DEFAULT_PARAMS,
+        "seed": seed,
+        "num_threads": num_threads,
+        "scale_pos_weight": scale_pos_weight,
+        **(params or {}),
+    }
+    names = list(ts.feature_names)
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    dtrain = lgb.Dataset(
+        ts.train.X,
+        ts.train.y,
+        weight=ts.train.w,
+        init_score=np.full(ts.train.rows, prior + math.log(scale_pos_weight)),
+        feature_name=names,
+    )
+    dvalid = lgb.Dataset(
+        ts.valid.X,
+        ts.valid.y,
+        weight=ts.valid.w,
+        init_score=np.full(ts.valid.rows, prior),
+        reference=dtrain,
+    )
+    booster = lgb.train(
+        p,
+        dtrain,
+        num_boost_round=num_boost_round,
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+    )
+    best = booster.best_iteration or booster.current_iteration()
+    # Keep only the trees up to the best iteration, then fold the served prior in.
+    final = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    _shift_first_tree(final, prior)
+    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+
+    metrics: dict[str, float] = {}
+    for split_name, split in (("valid", ts.valid), ("holdout", ts.holdout)):
+        score = final.predict(split.X, num_threads=num_threads)
+        metrics |= {f"{split_name}_{k}": v for k, v in evaluate(split.y, score, split.w).items()}
+    metrics |= {
+        "best_iteration": float(best),
+        "scale_pos_weight": scale_pos_weight,
+        "prior_logit": prior,
+        "train_cpu_s": cpu_s,
+        "train_wall_s": wall_s,
+    }
+    return TrainResult(
+        booster=final,
+        best_iteration=best,
+        scale_pos_weight=scale_pos_weight,
+        metrics=metrics,
+        train_cpu_s=cpu_s,
+        train_wall_s=wall_s,
+        params=p,
+    )
+
+
+def _shift_first_tree(booster: lgb.Booster, offset: float) -> None:
+    """Add offset to the raw score of every row by moving each leaf of tree 0."""
+    if offset == 0.0:
+        return
+    leaves = booster.dump_model(num_iteration=1)["tree_info"][0]["num_leaves"]
+    for leaf in range(leaves):
+        booster.set_leaf_output(0, leaf, booster.get_leaf_output(0, leaf) + offset)

@@ -1,0 +1,123 @@
+"""A ModelRelease verifies only when intact, signed with the deployment key and servable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from batch_retrain.release import build_release, load_booster, make_version, verify_release
+from schemas import Serde
+from streamlearn.errors import ModelRejected
+
+FEATURES = ["amount", "card_count_1h", "merchant_fraud_rate"]
+KEY = b"test-signing-key"
+
+
+@pytest.fixture(scope="module")
+def booster() -> lgb.Booster:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 3))
+    y = (X[:, 0] + 0.3 * rng.normal(size=500) > 0.5).astype(int)
+    data = lgb.Dataset(X, y, feature_name=FEATURES)
+    params = {"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5}
+    return lgb.train(params, data, num_boost_round=10)
+
+
+def release(booster: lgb.Booster, key: bytes | None = KEY, **overrides) -> dict:
+    record = build_release(
+        booster,
+        version="v20260301T000000-abcdef",
+        feature_names=FEATURES,
+        train_start=1_700_000_000_000,
+        train_end=1_700_100_000_000,
+        metrics={"holdout_ap": 0.5},
+        signing_key=key,
+        reason="test",
+    )
+    return {**record, **overrides}
+
+
+def test_good_release_survives_avro_and_predicts_identically(booster):
+    serde = Serde("ModelRelease")
+    record = serde.decode(serde.encode(release(booster)))
+    verify_release(record, signing_key=KEY, known_features=[*FEATURES, "other"])
+    loaded = load_booster(record)
+    X = np.random.default_rng(2).normal(size=(200, 3))
+    assert np.array_equal(loaded.predict(X), booster.predict(X))
+    assert record["role"] == "champion" and record["model_format"] == "lightgbm-text"
+
+
+def test_tampered_bytes_are_rejected(booster):
+    record = release(booster)
+    model = record["model"].replace(b"leaf_value=", b"leaf_value=1", 1)
+    with pytest.raises(ModelRejected, match="sha256 mismatch"):
+        verify_release({**record, "model": model}, signing_key=KEY, known_features=FEATURES)
+
+
+def test_tampered_bytes_with_recomputed_sha_fail_the_signature(booster):
+    import hashlib
+
+    record = release(booster)
+    model = record["model"].replace(b"leaf_value=", b"leaf_value=1", 1)
+    forged = {**record, "model": model, "sha256": hashlib.sha256(model).hexdigest()}
+    with pytest.raises(ModelRejected, match="bad signature"):
+        verify_release(forged, signing_key=KEY, known_features=FEATURES)
+
+
+def test_wrong_key_and_missing_signature_are_rejected(booster):
+    with pytest.raises(ModelRejected, match="bad signature"):
+        verify_release(release(booster, key=b"other"), signing_key=KEY, known_features=FEATURES)
+    with pytest.raises(ModelRejected, match="unsigned"):
+        verify_release(release(booster, key=None), signing_key=KEY, known_features=FEATURES)
+    # Without a configured key an unsigned release is accepted (sha256 still checked).
+    verify_release(release(booster, key=None), signing_key=None, known_features=FEATURES)
+
+
+def test_unknown_feature_and_format_are_rejected(booster):
+    with pytest.raises(ModelRejected, match="merchant_fraud_rate"):
+        verify_release(release(booster), signing_key=KEY, known_features=FEATURES[:2])
+    with pytest.raises(ModelRejected, match="model_format"):
+        verify_release(
+            release(booster, model_format="onnx"), signing_key=KEY, known_features=FEATURES
+        )
+
+
+def test_load_booster_checks_feature_names(booster):
+    record = release(booster, feature_names=["a", "b", "c"])
+    with pytest.raises(ModelRejected, match="feature"):
+        load_booster(record)
+    with pytest.raises(ModelRejected, match="cannot load"):
+        load_booster({**record, "model": b"not a model"})
+
+
+def test_rejection_is_one_line(booster):
+    with pytest.raises(ModelRejected) as err:
+        verify_release(release(booster), signing_key=b"x", known_features=FEATURES)
+    assert "\n" not in str(err.value) and "v20260301T000000-abcdef" in str(err.value)
+
+
+def test_version_is_sortable_and_names_the_sha():
+    early = make_version("ab12cd" + "0" * 58, dt.datetime(2026, 11, 29, 4, 5, 12, tzinfo=dt.UTC))
+    late = make_version("000000" + "0" * 58, dt.datetime(2026, 11, 29, 4, 5, 13, tzinfo=dt.UTC))
+    assert early == "v20261129T040512-ab12cd"
+    assert early < late
+    derived = build_release(
+        lgb.Booster(model_str=release_model_text()),
+        feature_names=FEATURES,
+        train_start=0,
+        train_end=1,
+        metrics={},
+        signing_key=None,
+    )["version"]
+    assert re.fullmatch(r"v\d{8}T\d{6}-[0-9a-f]{6}", derived)
+
+
+def release_model_text() -> str:
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(100, 3)), rng.integers(0, 2, 100)
+    params = {"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5}
+    return lgb.train(params, lgb.Dataset(X, y, feature_name=FEATURES), 2).model_to_string()

@@ -1,0 +1,245 @@
+"""Training learns a real signal; the retrain pipeline registers, gates and records models."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from batch_retrain import registry
+from batch_retrain.pipeline import decide, run_retrain
+from batch_retrain.release import build_release
+from batch_retrain.train import train
+from batch_retrain.training_set import Split, TrainingSet
+from streamlearn.settings import Settings
+from streamlearn.store import Store
+from streams.features import FEATURE_NAMES
+
+NAMES = ("amount", "velocity", "noise")
+
+
+def synthetic(n: int, seed: int = 0, names=NAMES) -> tuple[np.ndarray, np.ndarray]:
+    """About 3% fraud, driven by a non-linear mix of the first two features."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, len(names)))
+    logit = -4.5 + 1.5 * X[:, 0] + 2.0 * (X[:, 1] > 1.0) + 0.8 * X[:, 0] * X[:, 1]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    return X, y
+
+
+def make_set(n: int = 30_000, seed: int = 0) -> TrainingSet:
+    X, y = synthetic(n, seed)
+    et = 1_700_000_000_000 + np.arange(n, dtype=np.int64) * 60_000
+    i1, i2 = int(n * 0.7), int(n * 0.85)
+
+    def part(a: int, b: int) -> Split:
+        return Split(X[a:b], y[a:b], np.ones(b - a), et[a:b])
+
+    return TrainingSet(
+        feature_names=NAMES,
+        train=part(0, i1),
+        valid=part(i1, i2),
+        holdout=part(i2, n),
+        as_of=int(et[-1]),
+        cutoff=int(et[-1]),
+        train_start=int(et[0]),
+        train_end=int(et[i2 - 1]),
+        holdout_start=int(et[i2]),
+        holdout_end=int(et[-1]),
+        rows_available=n,
+        positives_available=int(y.sum()),
+        legit_weight=1.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained():
+    ts = make_set()
+    return ts, train(ts, num_threads=2)
+
+
+def test_learns_the_signal(trained):
+    ts, result = trained
+    assert result.metrics["holdout_auc"] > 0.8
+    assert result.metrics["valid_auc"] > 0.8
+    assert result.metrics["holdout_ap"] > 2 * ts.holdout.y.mean()
+    assert 1 <= result.best_iteration <= 500
+    assert result.booster.num_trees() == result.best_iteration
+    assert result.train_cpu_s > 0 and result.train_wall_s > 0
+    assert result.scale_pos_weight > 1
+
+
+def test_scores_stay_calibrated_despite_positive_weighting(trained):
+    ts, result = trained
+    score = result.booster.predict(ts.holdout.X)
+    assert abs(score.mean() - ts.holdout.y.mean()) < 0.5 * ts.holdout.y.mean()
+
+
+def test_training_is_deterministic(trained):
+    ts, result = trained
+    again = train(ts, num_threads=2)
+    assert again.booster.model_to_string() == result.booster.model_to_string()
+
+
+def test_decide():
+    assert decide({"holdout_ap": 0.3}, None).promote
+    champ = {"holdout_ap": 0.5}
+    assert decide({"holdout_ap": 0.498}, champ, champion_version="v1").promote
+    worse = decide({"holdout_ap": 0.4}, champ, champion_version="v1")
+    assert not worse.promote and "v1" in worse.reason
+    assert not decide({"holdout_ap": float("nan")}, champ).promote
+
+
+# --- the pipeline on an embedded store, without Kafka (publish=False) ---
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def fill_store(store: Store, n: int = 6000) -> None:
+    """n logged transactions, 3 minutes apart, with fraud reported 6 hours later."""
+    X, y = synthetic(n, seed=5, names=FEATURE_NAMES)
+    rows, outcomes = [], []
+    for i in range(n):
+        at = T0 + dt.timedelta(minutes=3 * i)
+        features = dict(zip(FEATURE_NAMES, X[i].tolist(), strict=True))
+        rows.append([f"t{i}", at, f"c{i % 50}", "m", 1.0, "EUR", "v1", features, at, 0, i])
+        if y[i]:
+            outcomes.append([f"t{i}", True, at + dt.timedelta(hours=6), at, 0, i])
+    # Columns left out take their defaults (empty scores, NULL country, ...).
+    store.insert(
+        "transactions",
+        rows,
+        (
+            "transaction_id",
+            "event_time",
+            "card_id",
+            "merchant_id",
+            "amount",
+            "currency",
+            "feature_version",
+            "features",
+            "scored_at",
+            "source_partition",
+            "source_offset",
+        ),
+    )
+    store.insert(
+        "outcomes",
+        outcomes,
+        (
+            "transaction_id",
+            "is_fraud",
+            "event_time",
+            "received_at",
+            "source_partition",
+            "source_offset",
+        ),
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(f"chdb://{tmp_path}/ch")
+    s.migrate()
+    fill_store(s)
+    yield s
+    s.close()
+
+
+def test_offline_retrain_registers_a_candidate(store, tmp_path):
+    settings = Settings(state_dir=tmp_path, label_maturity_days=1.0, model_signing_key="k")
+    result = run_retrain(settings, store, publish=False, reason="test")
+    assert result.status == "candidate" and not result.published
+    assert result.decision.promote  # no champion served: the gate would promote
+    assert result.metrics["holdout_auc"] > 0.75
+    assert result.rows["rows_train"] > result.rows["rows_valid"] > 0
+    assert set(result.timings) >= {"build_s", "train_cpu_s", "train_wall_s", "total_s"}
+    models = registry.list_models(store)
+    assert list(models["version"]) == [result.version]
+    entry = registry.get(store, result.version)
+    assert entry.status == "candidate" and entry.rows_train == result.rows["rows_train"]
+    assert entry.feature_names == list(FEATURE_NAMES) and entry.train_cpu_s > 0
+    assert registry.current_champion(store) is None
+
+
+def test_champion_is_scored_on_the_same_fresh_holdout(store, tmp_path):
+    settings = Settings(state_dir=tmp_path, label_maturity_days=1.0, model_signing_key="k")
+    first = run_retrain(settings, store, publish=False)
+    registry.set_status(store, first.version, "champion")
+    assert registry.current_champion(store).version == first.version
+    champion = _release_of(store, settings, first.version)
+
+    # The champion's twin ties on the holdout rows after the champion's window: promoted.
+    twin = run_retrain(settings, store, publish=False, champion_source=lambda: champion)
+    d = twin.decision
+    assert d.promote and d.champion_version == first.version
+    assert d.compared_rows == twin.rows["rows_holdout"]
+    assert d.champion_metrics["holdout_ap"] == pytest.approx(d.challenger_metrics["holdout_ap"])
+
+    # A stricter gate (must beat the champion by 1.0 AP) rejects it, and the registry says so.
+    strict = run_retrain(
+        settings, store, publish=False, ap_margin=-1.0, champion_source=lambda: champion
+    )
+    assert not strict.decision.promote and strict.status == "rejected"
+    assert registry.get(store, strict.version).status == "rejected"
+    assert registry.current_champion(store).version == first.version
+
+
+def test_only_holdout_rows_after_the_champion_window_are_compared(store, tmp_path):
+    settings = Settings(state_dir=tmp_path, label_maturity_days=1.0, model_signing_key="k")
+    first = run_retrain(settings, store, publish=False)
+    champion = _release_of(store, settings, first.version)
+    # Retrained as of an older data clock, the challenger's holdout is inside the champion's
+    # window: nothing to compare on, and the champion (newer data) stays.
+    early = int((T0 + dt.timedelta(days=6)).timestamp() * 1000)
+    older = run_retrain(
+        settings,
+        store,
+        publish=False,
+        as_of_ms=early,
+        champion_source=lambda: champion,
+        min_positives=5,
+        min_rows=100,
+    )
+    assert not older.decision.promote and "not comparable" in older.decision.reason
+    assert older.status == "rejected"
+    # A champion whose window covers half the holdout is judged on the other half only.
+    fresher = run_retrain(settings, store, publish=False, maturity_s=3600)
+    middle = (fresher.train_end + fresher.as_of - 3_600_000) // 2
+    overlapping = run_retrain(
+        settings,
+        store,
+        publish=False,
+        maturity_s=3600,
+        champion_source=lambda: {**champion, "train_end": middle},
+    )
+    assert 0 < overlapping.decision.compared_rows < overlapping.rows["rows_holdout"]
+
+
+def test_unverifiable_champion_is_replaced(store, tmp_path):
+    settings = Settings(state_dir=tmp_path, label_maturity_days=1.0, model_signing_key="k")
+    first = run_retrain(settings, store, publish=False)
+    forged = {**_release_of(store, settings, first.version), "signature": "0" * 64}
+    result = run_retrain(settings, store, publish=False, champion_source=lambda: forged)
+    assert result.decision.promote and "bad signature" in result.decision.reason
+
+
+def _release_of(store: Store, settings: Settings, version: str) -> dict:
+    """Rebuild the release of a registered version (retraining is deterministic)."""
+    from batch_retrain.training_set import build_training_set
+
+    entry = registry.get(store, version)
+    ts = build_training_set(store, maturity_days=settings.label_maturity_days)
+    booster = train(ts).booster
+    record = build_release(
+        booster,
+        version=version,
+        feature_names=ts.feature_names,
+        train_start=ts.train_start,
+        train_end=ts.train_end,
+        metrics={},
+        signing_key=b"k",
+    )
+    assert record["sha256"] == entry.sha256
+    return record
