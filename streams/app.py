@@ -49,8 +49,7 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         "features",
         default=None,
         partitions=settings.partitions,
-        key_serializer="json",
-        value_serializer="json",
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
 
     # One actor per partition: a batch never mixes partitions, so every table change lands in

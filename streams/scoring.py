@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 from typing import Any
 
@@ -57,8 +58,11 @@ async def score_batch(ctx: WorkerContext, events: list[Any]) -> None:
     max_age = settings.max_event_age_days * DAY_MS
     max_future = settings.max_event_future_s * 1000
     decode = ctx.txn_serde.decode
-    table = ctx.table
+    # Read and write the table's store directly: the changelog is written once per key per
+    # batch, after the batch is durable (see _write_changelog), not once per event.
+    state = ctx.table.data
     rate = ctx.merchant_risk.rate
+    dirty: dict[str, tuple[int, list[Any]]] = {}
 
     valid: list[tuple[dict[str, Any], int, int]] = []
     vectors: list[list[float]] = []
@@ -75,8 +79,8 @@ async def score_batch(ctx: WorkerContext, events: list[Any]) -> None:
             continue
         card_key = "c:" + txn["card_id"]
         merchant_key = f"m:{txn['merchant_id']}@{msg.partition}"
-        card = table.get(card_key)
-        merchant = table.get(merchant_key)
+        card = state.get(card_key)
+        merchant = state.get(merchant_key)
         features, new_card, new_merchant = compute(
             txn, card, merchant, rate(txn["merchant_id"], txn["event_time"])
         )
@@ -86,13 +90,17 @@ async def score_batch(ctx: WorkerContext, events: list[Any]) -> None:
             ctx.stats.replayed_transactions += 1
         else:
             new_card[6] = [*seen[-(REPLAY_MEMORY - 1) :], txn["transaction_id"]]
-            table[card_key] = new_card
-            table[merchant_key] = new_merchant
+            state[card_key] = new_card
+            state[merchant_key] = new_merchant
+            dirty[card_key] = (msg.partition, new_card)
+            dirty[merchant_key] = (msg.partition, new_merchant)
         valid.append((txn, msg.partition, msg.offset))
         vectors.append(features)
 
     if valid:
         await _publish(ctx, valid, np.asarray(vectors, dtype=np.float64), vectors)
+    if dirty:
+        await _write_changelog(ctx, dirty)
     ctx.dlq.flush()
     ctx.stats.batches += 1
     ctx.stats.process_ms.append((time.perf_counter() - t_start) * 1000)
@@ -185,14 +193,39 @@ async def _publish(
             ctx.stats.learned += 1
 
     # Durable before the batch is acked: predictions acknowledged, then rows written.
-    loop = asyncio.get_running_loop()
-    remaining = await loop.run_in_executor(None, ctx.producer.flush, 60)
-    if remaining or ctx.delivery_errors:
-        errors = ctx.delivery_errors[:3]
-        ctx.delivery_errors.clear()
-        raise RuntimeError(f"prediction delivery failed ({remaining} pending): {errors}")
+    await _flush(ctx)
     first, last = valid[0][2], valid[-1][2]
     token = batch_token("txn", valid[0][1], first, last, (t["transaction_id"] for t, _, _ in valid))
     await ctx.sink.insert("transactions", rows, TXN_COLUMNS, token)
     ctx.stats.transactions += len(valid)
     ctx.stats.predictions += len(valid)
+
+
+async def _write_changelog(ctx: WorkerContext, dirty: dict[str, tuple[int, list[Any]]]) -> None:
+    """Persist the batch's state changes to the table's changelog, each under its partition.
+
+    Written after the predictions and rows are durable: a crash before this point replays the
+    batch from the old state and computes the same features again.
+    """
+    topic = ctx.table.changelog_topic.get_topic_name()
+    produce = ctx.producer.produce
+    dumps = json.dumps
+    for key, (partition, value) in dirty.items():
+        data = dumps(value, separators=(",", ":")).encode()
+        while True:
+            try:
+                produce(topic, key=dumps(key).encode(), value=data, partition=partition)
+                break
+            except BufferError:
+                ctx.producer.poll(0.05)
+    await _flush(ctx)
+
+
+async def _flush(ctx: WorkerContext) -> None:
+    """Wait until every produced message is acknowledged; raise if any was refused."""
+    loop = asyncio.get_running_loop()
+    remaining = await loop.run_in_executor(None, ctx.producer.flush, 60)
+    if remaining or ctx.delivery_errors:
+        errors = ctx.delivery_errors[:3]
+        ctx.delivery_errors.clear()
+        raise RuntimeError(f"Kafka delivery failed ({remaining} pending): {errors}")
