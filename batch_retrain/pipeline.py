@@ -25,7 +25,7 @@ import numpy as np
 
 from batch_retrain import registry
 from batch_retrain.metrics import evaluate
-from batch_retrain.release import build_release, load_booster, verify_release
+from batch_retrain.release import build_release, load_booster, make_version, verify_release
 from batch_retrain.train import train
 from batch_retrain.training_set import TrainingSet, build_training_set
 from schemas import SchemaError
@@ -146,6 +146,11 @@ def run_retrain(
         reason=reason,
         name=name,
     )
+    while registry.get(store, release["version"]) is not None:
+        # The same model bytes retrained within one second: the next second keeps it unique.
+        created = release["created_at"] + 1000
+        version = make_version(release["sha256"], registry.from_ms(created))
+        release = {**release, "created_at": created, "version": version}
     version = release["version"]
     registry.register(
         store,

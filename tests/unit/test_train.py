@@ -243,3 +243,12 @@ def _release_of(store: Store, settings: Settings, version: str) -> dict:
     )
     assert record["sha256"] == entry.sha256
     return record
+
+
+def test_retraining_the_same_model_gets_a_new_version(store, tmp_path):
+    settings = Settings(state_dir=tmp_path, label_maturity_days=1.0)
+    first = run_retrain(settings, store, publish=False)
+    again = run_retrain(settings, store, publish=False)
+    assert again.version != first.version and again.version > first.version
+    assert again.version[-6:] == first.version[-6:]  # same model bytes, same sha prefix
+    assert len(registry.list_models(store)) == 2
