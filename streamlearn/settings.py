@@ -79,3 +79,15 @@ class Settings(BaseSettings):
         """A copy with CLI flags applied; None means 'not given'."""
         given = {k: v for k, v in values.items() if v is not None}
         return self.model_validate({**self.model_dump(), **given}) if given else self
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read the same settings."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"STREAMLEARN_{name.upper()}"] = str(value)
+    return env

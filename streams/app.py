@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any
 
 import faust
@@ -12,14 +14,16 @@ from streamlearn.settings import Settings
 from streams.context import WorkerContext
 from streams.learning import learn_batch
 from streams.merchant_risk import REFRESH_SQL
-from streams.scoring import score_batch
+from streams.scoring import TXN_COLUMNS, score_batch
 from streams.web import register_views
+from streams.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     """A Faust app wired to the worker context; nothing runs until a faust.Worker starts it."""
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.topic_prefix}streamlearn",
         **faust_broker_options(settings),
@@ -53,16 +57,36 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     )
 
     # One actor per partition: a batch never mixes partitions, so every table change lands in
-    # the changelog partition of the events that caused it.
+    # the changelog partition of the events that caused it. noack_take: an event is acked by
+    # the writer once its outputs are durable, never by Faust when the batch is handed out.
     @app.agent(transactions, isolated_partitions=True)
     async def score(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
-            await score_batch(ctx, events)
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
+            try:
+                await score_batch(ctx, stream, events)
+            except Exception as exc:
+                _fatal("scoring", exc)
+                raise
 
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
-        async for events in stream.take_events(1000, within=0.2):
-            await learn_batch(ctx, events)
+        async for events in stream.noack_take(1000, within=0.2):
+            try:
+                await learn_batch(ctx, events)
+            except Exception as exc:
+                _fatal("learning", exc)
+                raise
+            for event in events:
+                await stream.ack(event)
+
+    @app.task
+    async def write() -> None:
+        ctx.writer = BatchWriter(ctx, TXN_COLUMNS)
+        try:
+            await ctx.writer.run()
+        except Exception as exc:
+            _fatal("writing", exc)
+            raise
 
     @app.timer(interval=settings.merchant_risk_refresh_s)
     async def refresh_merchant_risk() -> None:
@@ -79,3 +103,9 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
 async def refresh_merchant_risk_now(ctx: WorkerContext) -> None:
     _, rows = await ctx.sink.call(ctx.store.query_rows, REFRESH_SQL)
     ctx.merchant_risk.replace(rows)
+
+
+def _fatal(stage: str, exc: BaseException) -> None:
+    """A bug, not bad input: stop the worker; unacked events are processed again on restart."""
+    log.critical("%s failed, stopping the worker: %r", stage, exc, exc_info=exc)
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -40,3 +40,4 @@ class WorkerContext:
     prediction_serde: Serde = field(default_factory=lambda: Serde("Prediction"))
     delivery_errors: list[str] = field(default_factory=list)
     registry: SchemaRegistry | None = None
+    writer: Any = None  # streams.writer.BatchWriter, bound to the running loop

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import time
 from typing import Any
 
@@ -12,12 +10,12 @@ import numpy as np
 
 from schemas import SchemaError
 from streamlearn.errors import InvalidRecord
-from streamlearn.store import batch_token
 from streams.context import WorkerContext
 from streams.dead_letters import DeadLetter
 from streams.features import FEATURE_NAMES, FEATURE_VERSION, compute
 from streams.pending import Scored
 from streams.validate import check_transaction
+from streams.writer import ScoredBatch, flush
 
 TXN_COLUMNS = (
     "transaction_id",
@@ -50,8 +48,12 @@ def _utc(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000.0, dt.UTC)
 
 
-async def score_batch(ctx: WorkerContext, events: list[Any]) -> None:
-    """Score every valid transaction of the batch; dead-letter the rest. Returns when durable."""
+async def score_batch(ctx: WorkerContext, stream: Any, events: list[Any]) -> None:
+    """Score every valid transaction of one partition's batch; dead-letter the rest.
+
+    Returns once the predictions and dead letters are acknowledged by Kafka; the rows and the
+    state changes go to the writer, which acks the events when those are durable too.
+    """
     t_start = time.perf_counter()
     settings = ctx.settings
     now_ms = int(time.time() * 1000)
@@ -65,6 +67,7 @@ async def score_batch(ctx: WorkerContext, events: list[Any]) -> None:
     dirty: dict[str, tuple[int, list[Any]]] = {}
 
     valid: list[tuple[dict[str, Any], int, int]] = []
+    published_at: list[float] = []
     vectors: list[list[float]] = []
     for event in events:
         msg = event.message
@@ -95,13 +98,23 @@ async def score_batch(ctx: WorkerContext, events: list[Any]) -> None:
             dirty[card_key] = (msg.partition, new_card)
             dirty[merchant_key] = (msg.partition, new_merchant)
         valid.append((txn, msg.partition, msg.offset))
+        published_at.append(msg.timestamp)
         vectors.append(features)
 
-    if valid:
-        await _publish(ctx, valid, np.asarray(vectors, dtype=np.float64), vectors)
-    if dirty:
-        await _write_changelog(ctx, dirty)
+    rows = (
+        await _publish(ctx, valid, np.asarray(vectors, dtype=np.float64), vectors, published_at) if valid else []
+    )
     ctx.dlq.flush()
+    await ctx.writer.submit(
+        ScoredBatch(
+            stream,
+            list(events),
+            events[0].message.partition,
+            rows,
+            dirty,
+            [t["transaction_id"] for t, _, _ in valid],
+        )
+    )
     ctx.stats.batches += 1
     ctx.stats.process_ms.append((time.perf_counter() - t_start) * 1000)
     ctx.stats.mark()
@@ -112,7 +125,9 @@ async def _publish(
     valid: list[tuple[dict[str, Any], int, int]],
     matrix: np.ndarray,
     vectors: list[list[float]],
-) -> None:
+    published_at: list[float],
+) -> list[list[Any]]:
+    """Score the batch, publish one Prediction per transaction; return the rows to store."""
     champion, shadow = ctx.champion.slots()
     lgbm = champion.score(matrix) if champion is not None else None
     shadow_scores = shadow.score(matrix) if shadow is not None else None
@@ -180,7 +195,9 @@ async def _publish(
                 offset,
             ]
         )
-        latencies.append(scored_at - txn["event_time"])
+        # Latency from the upstream's publish (Kafka timestamp) to the score: replays and
+        # late events carry old event times, so event time would not measure the pipeline.
+        latencies.append(scored_at - published_at[i] * 1000)
         served_scores = {**scores, "served": score}
         ctx.pending.put(
             txn_id, Scored(vectors[i], served_scores, txn["merchant_id"], txn["event_time"])
@@ -192,40 +209,7 @@ async def _publish(
             ctx.scorecard.update(early, served_scores)
             ctx.stats.learned += 1
 
-    # Durable before the batch is acked: predictions acknowledged, then rows written.
-    await _flush(ctx)
-    first, last = valid[0][2], valid[-1][2]
-    token = batch_token("txn", valid[0][1], first, last, (t["transaction_id"] for t, _, _ in valid))
-    await ctx.sink.insert("transactions", rows, TXN_COLUMNS, token)
-    ctx.stats.transactions += len(valid)
+    # Predictions are acknowledged before the batch goes to the writer (and is acked there).
+    await flush(ctx)
     ctx.stats.predictions += len(valid)
-
-
-async def _write_changelog(ctx: WorkerContext, dirty: dict[str, tuple[int, list[Any]]]) -> None:
-    """Persist the batch's state changes to the table's changelog, each under its partition.
-
-    Written after the predictions and rows are durable: a crash before this point replays the
-    batch from the old state and computes the same features again.
-    """
-    topic = ctx.table.changelog_topic.get_topic_name()
-    produce = ctx.producer.produce
-    dumps = json.dumps
-    for key, (partition, value) in dirty.items():
-        data = dumps(value, separators=(",", ":")).encode()
-        while True:
-            try:
-                produce(topic, key=dumps(key).encode(), value=data, partition=partition)
-                break
-            except BufferError:
-                ctx.producer.poll(0.05)
-    await _flush(ctx)
-
-
-async def _flush(ctx: WorkerContext) -> None:
-    """Wait until every produced message is acknowledged; raise if any was refused."""
-    loop = asyncio.get_running_loop()
-    remaining = await loop.run_in_executor(None, ctx.producer.flush, 60)
-    if remaining or ctx.delivery_errors:
-        errors = ctx.delivery_errors[:3]
-        ctx.delivery_errors.clear()
-        raise RuntimeError(f"Kafka delivery failed ({remaining} pending): {errors}")
+    return rows

@@ -1,0 +1,237 @@
+"""`streamlearn bench`: end-to-end throughput and latency through the local broker.
+
+Every figure comes from one run on this machine, beside the ceilings measured in the same
+run: the raw consume+decode rate (confluent-kafka + fastavro) and a bare Faust agent that
+only consumes. Absolute numbers drift between runs; the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from schemas import Serde
+from streamlearn import broker
+from streamlearn.errors import StreamlearnError
+from streamlearn.kafka import confluent_config, ensure_topics
+from streamlearn.processes import WorkerProcess
+from streamlearn.settings import Settings, settings_env
+from streamlearn.simulate import generate_batch
+
+console = Console()
+
+
+@dataclass
+class Figure:
+    name: str
+    events: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _produce(settings: Settings, records: list[dict], paced_rate: float | None = None) -> None:
+    serde = Serde("Transaction")
+    producer = Producer(confluent_config(settings, **{"linger.ms": 5, "enable.idempotence": True}))
+    topic = settings.topic("transactions")
+    start = time.perf_counter()
+    for i, record in enumerate(records):
+        if paced_rate:
+            due = start + i / paced_rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            record = {**record, "event_time": int(time.time() * 1000)}
+        while True:
+            try:
+                producer.produce(topic, key=record["card_id"].encode(), value=serde.encode(record))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60):
+        raise StreamlearnError("bench: the broker did not take every event")
+
+
+def _consumer(settings: Settings, topic: str) -> tuple[Consumer, list[TopicPartition]]:
+    consumer = Consumer(
+        confluent_config(
+            settings,
+            **{"group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False},
+        )
+    )
+    meta = consumer.list_topics(topic, timeout=10)
+    parts = sorted(meta.topics[topic].partitions)
+    return consumer, [TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts]
+
+
+def _recent(records: list[dict], now_ms: int) -> list[dict]:
+    """Shift simulated event times so the newest is now (the worker refuses future times)."""
+    shift = now_ms - max(r["event_time"] for r in records)
+    return [{**r, "event_time": r["event_time"] + shift} for r in records]
+
+
+def raw_ceiling(settings: Settings, n: int) -> Figure:
+    """confluent-kafka consume(500) + fastavro decode of every event: the floor of any work."""
+    consumer, tps = _consumer(settings, settings.topic("transactions"))
+    consumer.assign(tps)
+    serde = Serde("Transaction")
+    seen = 0
+    first = 0.0
+    deadline = time.monotonic() + 120
+    while seen < n and time.monotonic() < deadline:
+        for msg in consumer.consume(500, timeout=1.0):
+            if msg.error():
+                continue
+            if seen == 0:
+                first = time.perf_counter()
+            serde.decode(msg.value())
+            seen += 1
+    elapsed = time.perf_counter() - first
+    consumer.close()
+    return Figure("raw consume + decode (ceiling)", seen, elapsed, "confluent-kafka + fastavro")
+
+
+def faust_ceiling(settings: Settings, n: int) -> Figure:
+    """A bare Faust agent that only consumes: Faust's own per-event cost."""
+    env = {**os.environ, **settings_env(settings)}
+    out = subprocess.run(
+        [sys.executable, "-m", "streamlearn.bench_faust", str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    for line in out.stdout.splitlines():
+        if "{" in line:  # Faust's terminal codes may precede it
+            data = json.loads(line[line.index("{") :])
+            return Figure("bare Faust agent, consume only", data["events"], data["seconds"])
+    raise StreamlearnError(f"bench: the bare Faust agent failed: {out.stderr.strip()[-300:]}")
+
+
+class PredictionWatcher:
+    """Counts predictions and their end-to-end latency (receive time - event time)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer, tps = _consumer(settings, settings.topic("predictions"))
+        self.consumer.assign(tps)
+        self.serde = Serde("Prediction")
+        self.count = 0
+        self.scored_at: list[int] = []
+        self.latency_ms: list[float] = []
+        self.versions: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            # A short timeout: consume() waits for all 500 or the timeout, which would add
+            # up to the timeout to every measured latency.
+            for msg in self.consumer.consume(500, timeout=0.005):
+                if msg.error():
+                    continue
+                now = time.time() * 1000
+                p = self.serde.decode(msg.value())
+                self.count += 1
+                self.scored_at.append(p["scored_at"])
+                self.latency_ms.append(now - p["event_time"])
+                self.versions[p["model_version"]] = self.versions.get(p["model_version"], 0) + 1
+
+    def wait(self, n: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.count < n:
+            raise StreamlearnError(f"bench: {self.count} of {n} predictions arrived in {timeout:.0f}s")
+
+    def reset(self) -> None:
+        self.count = 0
+        self.scored_at = []
+        self.latency_ms = []
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.consumer.close()
+
+
+def run_bench(base: Settings, *, events: int, latency_rate: float, latency_s: float) -> dict:
+    """Run every measurement, print the table, return the figures."""
+    bench_dir = base.state_dir / "bench" / uuid.uuid4().hex[:8]
+    settings = base.with_overrides(
+        topic_prefix=f"bench-{uuid.uuid4().hex[:8]}-",
+        state_dir=bench_dir,
+        clickhouse_url=f"chdb://{bench_dir / 'clickhouse'}",
+        worker_id="bench",
+    )
+    started = not broker.is_running(base)
+    console.print(f"bench: broker {broker.up(base)}; {events:,} events; state in {bench_dir}")
+    ensure_topics(settings)
+    now = int(time.time() * 1000)
+    records = _recent([t for t, _ in generate_batch(events, start_ms=now - 3_600_000)], now)
+    _produce(settings, records)
+    figures = [raw_ceiling(settings, events), faust_ceiling(settings, events)]
+
+    # The worker reads the same preloaded topic; its rate is taken between its first and
+    # last prediction (scored_at), so start-up and rebalance are not counted.
+    watcher = PredictionWatcher(settings)
+    worker = WorkerProcess(settings, bench_dir / "worker.log")
+    try:
+        worker.start()
+        watcher.wait(events, timeout=600)
+        span = (max(watcher.scored_at) - min(watcher.scored_at)) / 1000
+        figures.append(Figure("streamlearn worker, end to end", events, span, "decode → features → score → predictions + ClickHouse"))
+        status = worker.status()
+
+        watcher.reset()
+        live = [
+            t
+            for t, _ in generate_batch(
+                int(latency_rate * latency_s), seed=11, start_ms=now, rate_per_s=latency_rate
+            )
+        ]
+        _produce(settings, live, paced_rate=latency_rate)
+        watcher.wait(len(live), timeout=latency_s + 120)
+        lat = np.asarray(watcher.latency_ms)
+        status = worker.status()
+    finally:
+        worker.stop()
+        watcher.close()
+        if started:
+            broker.down(base)
+
+    table = Table(title="streamlearn bench (one run, this machine)")
+    for col in ("measurement", "events", "seconds", "events/s", "vs raw", "note"):
+        table.add_column(col)
+    raw = figures[0].rate
+    for f in figures:
+        table.add_row(f.name, f"{f.events:,}", f"{f.seconds:.2f}", f"{f.rate:,.0f}", f"{f.rate / raw:.1%}", f.note)
+    console.print(table)
+    p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    lt = Table(title=f"latency at {latency_rate:,.0f} events/s for {latency_s:.0f}s (producer → prediction received)")
+    for col in ("events", "p50 ms", "p99 ms", "max ms"):
+        lt.add_column(col)
+    lt.add_row(f"{len(lat):,}", f"{p50:.1f}", f"{p99:.1f}", f"{lat.max():.1f}")
+    console.print(lt)
+    result = {
+        "throughput": {f.name: round(f.rate, 1) for f in figures},
+        "latency_ms": {"p50": p50, "p99": p99, "max": float(lat.max()), "rate": latency_rate},
+    }
+    console.print_json(json.dumps(result))
+    return result
