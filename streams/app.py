@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from typing import Any
 
 import faust
@@ -41,7 +42,9 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         broker_commit_interval=1.0,
         producer_linger=0.005,
         table_cleanup_interval=3600,
-        stream_wait_empty=True,
+        # Unacked events are simply processed again after a restart; waiting for them at
+        # shutdown would hang when the writer that acks them has stopped.
+        stream_wait_empty=False,
     )
     transactions = app.topic(
         settings.topic("transactions"), key_serializer="raw", value_serializer="raw"
@@ -79,9 +82,10 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
             for event in events:
                 await stream.ack(event)
 
+    ctx.writer = BatchWriter(ctx, TXN_COLUMNS)
+
     @app.task
     async def write() -> None:
-        ctx.writer = BatchWriter(ctx, TXN_COLUMNS)
         try:
             await ctx.writer.run()
         except Exception as exc:
@@ -109,3 +113,7 @@ def _fatal(stage: str, exc: BaseException) -> None:
     """A bug, not bad input: stop the worker; unacked events are processed again on restart."""
     log.critical("%s failed, stopping the worker: %r", stage, exc, exc_info=exc)
     os.kill(os.getpid(), signal.SIGTERM)
+    # If the graceful stop hangs, leave anyway: nothing unacked is lost, only redone.
+    timer = threading.Timer(30.0, os._exit, args=(70,))
+    timer.daemon = True
+    timer.start()

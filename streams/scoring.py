@@ -136,7 +136,8 @@ async def _publish(
     version = champion.version if champion is not None else "none"
     shadow_version = shadow.version if shadow is not None else None
 
-    scored_at = int(time.time() * 1000)
+    now_s = time.time()
+    scored_at = int(now_s * 1000)
     encode = ctx.prediction_serde.encode
     produce = ctx.producer.produce
     topic = ctx.settings.topic("predictions")
@@ -197,7 +198,7 @@ async def _publish(
         )
         # Latency from the upstream's publish (Kafka timestamp) to the score: replays and
         # late events carry old event times, so event time would not measure the pipeline.
-        latencies.append(scored_at - published_at[i] * 1000)
+        latencies.append((now_s, scored_at - published_at[i] * 1000))
         served_scores = {**scores, "served": score}
         ctx.pending.put(
             txn_id, Scored(vectors[i], served_scores, txn["merchant_id"], txn["event_time"])

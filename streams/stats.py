@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+LATENCY_WINDOW_S = 30.0
+
 
 @dataclass
 class WorkerStats:
@@ -21,7 +23,9 @@ class WorkerStats:
     conflicting_outcomes: int = 0
     replayed_transactions: int = 0
     batches: int = 0
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=20_000))
+    # (wall time, latency) of recent events: percentiles cover the last LATENCY_WINDOW_S only,
+    # so a replayed backlog does not hide what live traffic sees now.
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=50_000))
     process_ms: deque = field(default_factory=lambda: deque(maxlen=2_000))
     _rate_marks: deque = field(default_factory=lambda: deque(maxlen=120))
 
@@ -37,8 +41,15 @@ class WorkerStats:
         (t0, n0), (t1, n1) = marks[0], marks[-1]
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
-    def latency(self) -> dict[str, float]:
-        if not self.latencies_ms:
-            return {"p50_ms": float("nan"), "p99_ms": float("nan")}
-        arr = np.fromiter(self.latencies_ms, dtype=float)
-        return {"p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99))}
+    def latency(self, window_s: float = LATENCY_WINDOW_S) -> dict[str, float]:
+        """p50/p99 in ms from publish to score, over events scored in the last window_s."""
+        since = time.time() - window_s
+        recent = [ms for t, ms in self.latencies_ms if t >= since]
+        if not recent:
+            return {"p50_ms": float("nan"), "p99_ms": float("nan"), "window_s": window_s}
+        arr = np.asarray(recent, dtype=float)
+        return {
+            "p50_ms": float(np.percentile(arr, 50)),
+            "p99_ms": float(np.percentile(arr, 99)),
+            "window_s": window_s,
+        }
