@@ -51,9 +51,7 @@ def _settings(
         base = Settings()
     except Exception as exc:  # pydantic's ValidationError names the variable
         raise StreamlearnError(f"invalid setting: {str(exc).splitlines()[1:3]}") from exc
-    return base.with_overrides(
-        kafka_bootstrap=bootstrap, clickhouse_url=store, state_dir=state_dir
-    )
+    return base.with_overrides(kafka_bootstrap=bootstrap, clickhouse_url=store, state_dir=state_dir)
 
 
 @app.command()
@@ -105,7 +103,8 @@ def simulate(
         float | None, typer.Option(min=0, help="Seconds until outcomes are known (event time).")
     ] = None,
     drift_at: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Fraction of the run where fraud changes.")
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Fraction of the run where fraud changes."),
     ] = None,
     backfill_days: Annotated[
         float, typer.Option(min=0, help="Generate this many days of history, fast.")
@@ -150,14 +149,18 @@ def retrain(
 
     settings = _settings(bootstrap, store, state_dir)
     st = open_store(settings)
-    result = run_retrain(settings, st, maturity_s=maturity_s, publish=publish, reason="manual")
-    console.print(result)
+    r = run_retrain(settings, st, maturity_s=maturity_s, publish=publish, reason="manual")
+    console.print(
+        f"{r.version}: {r.status}{' and published' if r.published else ''} — "
+        f"{r.decision.reason}\n"
+        f"  trained on {r.rows.get('rows_train', 0):,} rows, holdout AUC "
+        f"{_cell(r.metrics.get('holdout_auc'))}, AP {_cell(r.metrics.get('holdout_ap'))}, "
+        f"{r.timings.get('total_s', float('nan')):.1f}s"
+    )
 
 
 @models_app.callback()
-def models(
-    ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = None
-) -> None:
+def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = None) -> None:
     """List model versions with status, training window and metrics."""
     if ctx.invoked_subcommand is not None:
         return
@@ -165,13 +168,26 @@ def models(
     from streamlearn.access import open_store
 
     df = list_models(open_store(_settings(store=store, state_dir=state_dir), readonly=True))
-    _print_df(df, "models")
+    table = Table(title="models (newest first)")
+    for col in ("version", "status", "created", "trained on", "rows", "AUC", "AP", "decision"):
+        table.add_column(col, overflow="fold")
+    for row in df.itertuples(index=False):
+        metrics = row.metrics or {}
+        table.add_row(
+            row.version,
+            row.status,
+            f"{row.created_at:%Y-%m-%d %H:%M}",
+            f"{row.train_start:%m-%d %H:%M} → {row.train_end:%m-%d %H:%M}",
+            f"{row.rows_train:,}",
+            _cell(metrics.get("holdout_auc")),
+            _cell(metrics.get("holdout_ap")),
+            row.reason,
+        )
+    console.print(table)
 
 
 @app.command()
-def status(
-    bootstrap: Bootstrap = None, store: StoreUrl = None, state_dir: StateDir = None
-) -> None:
+def status(bootstrap: Bootstrap = None, store: StoreUrl = None, state_dir: StateDir = None) -> None:
     """What the running worker and the store hold now."""
     from streamlearn.status import collect_status, render_status
 
@@ -233,13 +249,17 @@ def demo(
     """The whole pipeline in one command: broker, history, first model, live traffic, retrains."""
     from streamlearn.demo import run_demo
 
-    run_demo(_settings(), duration_s=duration, rate=rate, backfill_days=backfill_days, drift_at=drift_at)
+    run_demo(
+        _settings(), duration_s=duration, rate=rate, backfill_days=backfill_days, drift_at=drift_at
+    )
 
 
 @app.command()
 def bench(
     events: Annotated[int, typer.Option(min=1000, help="Events in the throughput run.")] = 20_000,
-    latency_rate: Annotated[float, typer.Option(min=10, help="Events/s in the latency run.")] = 1000.0,
+    latency_rate: Annotated[
+        float, typer.Option(min=10, help="Events/s in the latency run.")
+    ] = 1000.0,
     latency_s: Annotated[float, typer.Option(min=5, help="Seconds of the latency run.")] = 20.0,
 ) -> None:
     """End-to-end events/s and latency through the local broker, beside the raw ceilings."""
@@ -248,7 +268,7 @@ def bench(
     run_bench(_settings(), events=events, latency_rate=latency_rate, latency_s=latency_s)
 
 
-def _print_df(df, title: str | None) -> None:  # noqa: ANN001
+def _print_df(df, title: str | None) -> None:
     table = Table(title=title)
     for col in df.columns:
         table.add_column(str(col))
