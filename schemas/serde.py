@@ -18,7 +18,6 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from fastavro.utils import generate_one
 
-
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
 SCHEMA_DIR = Path(__file__).parent
@@ -141,5 +140,6 @@ class Serde:
             fastavro.schemaless_reader(buf, writer, self._parsed)
         except Exception as exc:
             raise SchemaError(
-                f"schema {writer_schema.get('name', '?')} does not resolve against {self.name}: {exc}"
+                f"schema {writer_schema.get('name', '?')} does not resolve against "
+                f"{self.name}: {exc}"
             ) from exc

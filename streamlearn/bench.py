@@ -158,7 +158,9 @@ class PredictionWatcher:
         while self.count < n and time.monotonic() < deadline:
             time.sleep(0.1)
         if self.count < n:
-            raise StreamlearnError(f"bench: {self.count} of {n} predictions arrived in {timeout:.0f}s")
+            raise StreamlearnError(
+                f"bench: {self.count} of {n} predictions arrived in {timeout:.0f}s"
+            )
 
     def reset(self) -> None:
         self.count = 0
@@ -196,8 +198,15 @@ def run_bench(base: Settings, *, events: int, latency_rate: float, latency_s: fl
         worker.start()
         watcher.wait(events, timeout=600)
         span = (max(watcher.scored_at) - min(watcher.scored_at)) / 1000
-        figures.append(Figure("streamlearn worker, end to end", events, span, "decode → features → score → predictions + ClickHouse"))
-        status = worker.status()
+        figures.append(
+            Figure(
+                "streamlearn worker, end to end",
+                events,
+                span,
+                "decode → features → score → predictions + ClickHouse",
+            )
+        )
+        worker.status()
 
         watcher.reset()
         live = [
@@ -209,7 +218,7 @@ def run_bench(base: Settings, *, events: int, latency_rate: float, latency_s: fl
         _produce(settings, live, paced_rate=latency_rate)
         watcher.wait(len(live), timeout=latency_s + 120)
         lat = np.asarray(watcher.latency_ms)
-        status = worker.status()
+        worker.status()
     finally:
         worker.stop()
         watcher.close()
@@ -221,10 +230,20 @@ def run_bench(base: Settings, *, events: int, latency_rate: float, latency_s: fl
         table.add_column(col)
     raw = figures[0].rate
     for f in figures:
-        table.add_row(f.name, f"{f.events:,}", f"{f.seconds:.2f}", f"{f.rate:,.0f}", f"{f.rate / raw:.1%}", f.note)
+        table.add_row(
+            f.name,
+            f"{f.events:,}",
+            f"{f.seconds:.2f}",
+            f"{f.rate:,.0f}",
+            f"{f.rate / raw:.1%}",
+            f.note,
+        )
     console.print(table)
     p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
-    lt = Table(title=f"latency at {latency_rate:,.0f} events/s for {latency_s:.0f}s (producer → prediction received)")
+    lt = Table(
+        title=f"latency at {latency_rate:,.0f} events/s for {latency_s:.0f}s "
+        "(producer → prediction received)"
+    )
     for col in ("events", "p50 ms", "p99 ms", "max ms"):
         lt.add_column(col)
     lt.add_row(f"{len(lat):,}", f"{p50:.1f}", f"{p99:.1f}", f"{lat.max():.1f}")

@@ -34,7 +34,7 @@ def main() -> None:
     seen = {"n": 0, "first": 0.0}
 
     @app.agent(topic)
-    async def consume(stream):  # noqa: ANN001, ANN202
+    async def consume(stream):
         async for _event in stream.events():
             if seen["n"] == 0:
                 seen["first"] = time.perf_counter()

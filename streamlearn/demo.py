@@ -7,6 +7,7 @@ is retrained on a timer, with a live view and a summary at the end.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -107,13 +108,17 @@ def run_demo(
     retrains: list[str] = []
     try:
         worker.start()
-        console.print(f"[bold]2/4[/] worker started; replaying {backfill_days:g} days of history of {cards:,} cards")
+        console.print(
+            f"[bold]2/4[/] worker started; replaying {backfill_days:g} days of history "
+            f"of {cards:,} cards"
+        )
         t0 = time.monotonic()
         counts = replay.publish(sim.events(history_start, until_ms=live_start))
         replay.release_until(live_start)
         worker.wait_for("transactions", counts.transactions, timeout=600)
         console.print(
-            f"      {counts.transactions:,} transactions ({counts.frauds:,} fraud), {counts.outcomes:,} outcomes "
+            f"      {counts.transactions:,} transactions ({counts.frauds:,} fraud), "
+            f"{counts.outcomes:,} outcomes "
             f"in {time.monotonic() - t0:.0f}s"
         )
         store = RemoteStore(f"http://127.0.0.1:{settings.web_port}")
@@ -122,7 +127,9 @@ def run_demo(
         retrains.append(result)
         console.print(f"[bold]3/4[/] first model: {result}")
 
-        console.print(f"[bold]4/4[/] live traffic for {duration_s:.0f}s at {rate:g} events/s (Ctrl-C stops)")
+        console.print(
+            f"[bold]4/4[/] live traffic for {duration_s:.0f}s at {rate:g} events/s (Ctrl-C stops)"
+        )
         stop = threading.Event()
         live = threading.Thread(
             target=replay.publish,
@@ -137,14 +144,18 @@ def run_demo(
         status: dict[str, Any] = {}
         with Live(console=console, refresh_per_second=2, transient=False) as view:
             while time.monotonic() - t_live < duration_s and live.is_alive():
-                try:
+                with contextlib.suppress(OSError):
                     status = worker.status()
-                except OSError:
-                    pass
-                view.update(_view(status, replay.counts, "live", time.monotonic() - t_live, retrains))
-                if time.monotonic() >= next_retrain and (retrain_thread is None or not retrain_thread.is_alive()):
+                view.update(
+                    _view(status, replay.counts, "live", time.monotonic() - t_live, retrains)
+                )
+                if time.monotonic() >= next_retrain and (
+                    retrain_thread is None or not retrain_thread.is_alive()
+                ):
                     retrain_thread = threading.Thread(
-                        target=lambda: retrains.append(_retrain(settings, store, maturity_s, "schedule")),
+                        target=lambda: retrains.append(
+                            _retrain(settings, store, maturity_s, "schedule")
+                        ),
                         daemon=True,
                     )
                     retrain_thread.start()
@@ -198,4 +209,7 @@ def _summary(status: dict[str, Any], counts: Any, retrains: list[str]) -> None:
     console.print(t)
     if status.get("online_metrics"):
         console.print(_metrics_table(status))
-    console.print("Query the history: streamlearn query \"SELECT model_version, count() FROM streamlearn.transactions GROUP BY 1\"")
+    console.print(
+        "Query the history: streamlearn query "
+        '"SELECT model_version, count() FROM streamlearn.transactions GROUP BY 1"'
+    )

@@ -111,7 +111,9 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
             partitions = 1
         if name == "models":
             config["max.message.bytes"] = str(MODELS_MAX_BYTES)
-        wanted.append(NewTopic(full, num_partitions=partitions, replication_factor=1, config=config))
+        wanted.append(
+            NewTopic(full, num_partitions=partitions, replication_factor=1, config=config)
+        )
     if not wanted:
         return
     for topic, fut in client.create_topics(wanted, operation_timeout=timeout).items():

@@ -19,7 +19,9 @@ from streamlearn.settings import Settings, settings_env
 class WorkerProcess:
     """`streamlearn worker` in a child process with the given settings."""
 
-    def __init__(self, settings: Settings, log_path: Path, *, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self, settings: Settings, log_path: Path, *, extra_env: dict[str, str] | None = None
+    ):
         self.settings = settings
         self.log_path = log_path
         self.extra_env = extra_env or {}
@@ -49,7 +51,9 @@ class WorkerProcess:
             except OSError:
                 time.sleep(0.3)
         self.kill()
-        raise StreamlearnError(f"the worker did not start within {timeout:.0f}s; see {self.log_path}")
+        raise StreamlearnError(
+            f"the worker did not start within {timeout:.0f}s; see {self.log_path}"
+        )
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.settings.web_port}/status/"
@@ -68,10 +72,13 @@ class WorkerProcess:
             except OSError:
                 pass
             if self.proc is not None and self.proc.poll() is not None:
-                raise StreamlearnError(f"the worker exited; see {self.log_path}: {_tail(self.log_path)}")
+                raise StreamlearnError(
+                    f"the worker exited; see {self.log_path}: {_tail(self.log_path)}"
+                )
             time.sleep(0.2)
         raise StreamlearnError(
-            f"worker {key} reached {last.get(key)} of {value} within {timeout:.0f}s; see {self.log_path}"
+            f"worker {key} reached {last.get(key)} of {value} within {timeout:.0f}s; "
+            f"see {self.log_path}"
         )
 
     def stop(self, timeout: float = 60.0) -> int | None:

@@ -81,7 +81,13 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
             for col in ("scorer", "labels", "positives", "auc_rolling", "auc", "logloss"):
                 m.add_column(col)
             for name, vals in metrics.items():
-                m.add_row(name, *(_fmt(vals.get(c)) for c in ("labels", "positives", "auc_rolling", "auc", "logloss")))
+                m.add_row(
+                    name,
+                    *(
+                        _fmt(vals.get(c))
+                        for c in ("labels", "positives", "auc_rolling", "auc", "logloss")
+                    ),
+                )
             console.print(m)
     counts = status.get("store_counts") or {}
     c = Table(title="store")

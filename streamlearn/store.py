@@ -8,6 +8,7 @@ batch never shows twice in the views analysts query.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterable, Sequence
@@ -238,11 +239,9 @@ class Store:
                 raise StoreUnavailable(f"insert into {table} failed: {_one_line(exc)}") from exc
 
     def close(self) -> None:
-        with self._lock:
-            try:
-                self.client.close()
-            except Exception:  # closing a broken client has nothing left to report
-                pass
+        # Closing a broken client has nothing left to report.
+        with self._lock, contextlib.suppress(Exception):
+            self.client.close()
 
 
 def _one_line(exc: BaseException) -> str:

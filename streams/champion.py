@@ -53,7 +53,9 @@ class Champion:
             self.rejected.append((str(record.get("version")), str(exc)))
             raise
         columns = np.array([self._index[f] for f in record["feature_names"]], dtype=np.intp)
-        slot = ModelSlot(record["version"], booster, columns, record.get("role", "champion"), record)
+        slot = ModelSlot(
+            record["version"], booster, columns, record.get("role", "champion"), record
+        )
         with self._lock:
             if slot.role == "shadow":
                 self.shadow = slot

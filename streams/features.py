@@ -67,9 +67,11 @@ def _decayed(last_t: float | None, counts: list[float], sums: list[float], t: fl
     if dt == 0:
         return ref, list(counts), list(sums)
     f = [math.exp(-dt / tau) for tau in _TAUS]
-    return ref, [c * k for c, k in zip(counts, f, strict=True)], [
-        s * k for s, k in zip(sums, f, strict=True)
-    ]
+    return (
+        ref,
+        [c * k for c, k in zip(counts, f, strict=True)],
+        [s * k for s, k in zip(sums, f, strict=True)],
+    )
 
 
 def _add(ref: float, counts: list[float], sums: list[float], t: float, amount: float) -> None:

@@ -66,7 +66,9 @@ class CompactedFollower:
             positions[msg.partition()] = msg.offset() + 1
             backlog.append(msg)
         self.on_catch_up(backlog)
-        self._thread = threading.Thread(target=self._follow, name=f"follow-{self.topic}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._follow, name=f"follow-{self.topic}", daemon=True
+        )
         self._thread.start()
 
     def _follow(self) -> None:
@@ -84,7 +86,9 @@ class CompactedFollower:
             try:
                 self.on_message(msg)
             except Exception:  # a handler bug must not stop model or schema updates
-                log.exception("handling %s[%d]@%d failed", msg.topic(), msg.partition(), msg.offset())
+                log.exception(
+                    "handling %s[%d]@%d failed", msg.topic(), msg.partition(), msg.offset()
+                )
 
     def stop(self) -> None:
         self._stop.set()

@@ -55,7 +55,9 @@ async def learn_batch(ctx: WorkerContext, events: list[Any]) -> None:
         except (SchemaError, InvalidRecord) as exc:
             stage = "decode" if isinstance(exc, SchemaError) else "validate"
             ctx.dlq.send(
-                DeadLetter(msg.topic, msg.partition, msg.offset, stage, str(exc), msg.key, msg.value)
+                DeadLetter(
+                    msg.topic, msg.partition, msg.offset, stage, str(exc), msg.key, msg.value
+                )
             )
             continue
         outcomes.append(outcome)

@@ -65,8 +65,22 @@ class ModelFeed:
             self.champion.offer(record)
         except (SchemaError, ModelRejected) as exc:
             stage = "decode" if isinstance(exc, SchemaError) else "model"
-            log.error("model message %s[%d]@%d refused: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+            log.error(
+                "model message %s[%d]@%d refused: %s",
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                exc,
+            )
             self.dlq.send(
-                DeadLetter(msg.topic(), msg.partition(), msg.offset(), stage, str(exc), msg.key(), msg.value())
+                DeadLetter(
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    stage,
+                    str(exc),
+                    msg.key(),
+                    msg.value(),
+                )
             )
             self.dlq.flush()

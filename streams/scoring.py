@@ -77,7 +77,9 @@ async def score_batch(ctx: WorkerContext, stream: Any, events: list[Any]) -> Non
         except (SchemaError, InvalidRecord) as exc:
             stage = "decode" if isinstance(exc, SchemaError) else "validate"
             ctx.dlq.send(
-                DeadLetter(msg.topic, msg.partition, msg.offset, stage, str(exc), msg.key, msg.value)
+                DeadLetter(
+                    msg.topic, msg.partition, msg.offset, stage, str(exc), msg.key, msg.value
+                )
             )
             continue
         card_key = "c:" + txn["card_id"]
@@ -102,7 +104,9 @@ async def score_batch(ctx: WorkerContext, stream: Any, events: list[Any]) -> Non
         vectors.append(features)
 
     rows = (
-        await _publish(ctx, valid, np.asarray(vectors, dtype=np.float64), vectors, published_at) if valid else []
+        await _publish(ctx, valid, np.asarray(vectors, dtype=np.float64), vectors, published_at)
+        if valid
+        else []
     )
     ctx.dlq.flush()
     await ctx.writer.submit(

@@ -29,7 +29,7 @@ class StoreSink:
         self.failures = 0
         self.last_error = ""
 
-    async def call(self, fn, *args: Any) -> Any:  # noqa: ANN001
+    async def call(self, fn, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, fn, *args)
 

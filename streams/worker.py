@@ -51,7 +51,7 @@ def build_context(settings: Settings, store: Store) -> WorkerContext:
     )
     errors = ctx.delivery_errors
 
-    def on_delivery(err, _msg) -> None:  # noqa: ANN001
+    def on_delivery(err, _msg) -> None:
         if err is not None:
             errors.append(str(err))
 

@@ -52,19 +52,23 @@ class Replayer:
     def _produce(self, topic: str, key: str, value: bytes) -> None:
         while True:
             try:
-                self.producer.produce(topic, key=key.encode(), value=value, on_delivery=self._on_delivery)
+                self.producer.produce(
+                    topic, key=key.encode(), value=value, on_delivery=self._on_delivery
+                )
                 return
             except BufferError:
                 self.producer.poll(0.05)
 
-    def _on_delivery(self, err, _msg) -> None:  # noqa: ANN001
+    def _on_delivery(self, err, _msg) -> None:
         if err is not None:
             self._errors.append(str(err))
 
     def _release_outcomes(self, frontier_ms: int) -> None:
         while self._pending and self._pending[0][0] <= frontier_ms:
             _, _, outcome = heapq.heappop(self._pending)
-            self._produce(self.outcome_topic, outcome["transaction_id"], self.outcome_serde.encode(outcome))
+            self._produce(
+                self.outcome_topic, outcome["transaction_id"], self.outcome_serde.encode(outcome)
+            )
             self.counts.outcomes += 1
 
     def publish(
@@ -76,8 +80,7 @@ class Replayer:
     ) -> ReplayCounts:
         """Publish events (at `rate` per wall-clock second, or as fast as possible)."""
         start = time.perf_counter()
-        sent = 0
-        for ev in events:
+        for sent, ev in enumerate(events):
             if stop is not None and stop.is_set():
                 break
             if rate:
@@ -88,11 +91,10 @@ class Replayer:
             self._release_outcomes(txn["event_time"])
             self._produce(self.txn_topic, txn["card_id"], self.txn_serde.encode(txn))
             heapq.heappush(self._pending, (ev.outcome_ms, ev.index, outcome_of(ev)))
-            sent += 1
             self.counts.transactions += 1
             self.counts.frauds += int(ev.is_fraud)
             self.counts.frontier_ms = txn["event_time"]
-            if sent % 1000 == 0:
+            if sent % 1000 == 999:
                 self.producer.poll(0)
         self.flush()
         return self.counts
