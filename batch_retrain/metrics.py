@@ -7,25 +7,43 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 # Review capacity: precision and recall among the top 1% of scores (by weight).
 TOP_FRACTION = 0.01
+# Alerts a review team works through per day: precision among each day's top-k scores.
+ALERTS_PER_DAY = 50
+# Equal-width score bins of the expected calibration error.
+ECE_BINS = 10
+DAY_MS = 86_400_000
 
 
-def evaluate(y: np.ndarray, score: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
-    """auc, ap (average precision), logloss, p_at_1pct, r_at_1pct, base_rate, mean_score."""
+def evaluate(
+    y: np.ndarray,
+    score: np.ndarray,
+    w: np.ndarray | None = None,
+    event_time: np.ndarray | None = None,
+    *,
+    alerts_per_day: int = ALERTS_PER_DAY,
+) -> dict[str, float]:
+    """auc, ap (average precision), logloss, ece, p_at_1pct, r_at_1pct, base_rate, mean_score;
+    with event_time (epoch ms) also p_at_k_day, the precision among each day's top-k alerts."""
     y = np.asarray(y)
     score = np.asarray(score, dtype=np.float64)
     w = np.ones(len(y)) if w is None else np.asarray(w, dtype=np.float64)
     both = 0 < y.sum() < len(y)
     precision, recall = precision_recall_at_top(y, score, w, TOP_FRACTION)
     clipped = np.clip(score, 1e-15, 1 - 1e-15)
-    return {
+    out = {
         "auc": float(roc_auc_score(y, score, sample_weight=w)) if both else float("nan"),
         "ap": float(average_precision_score(y, score, sample_weight=w)) if both else float("nan"),
         "logloss": float(log_loss(y, clipped, sample_weight=w, labels=[0, 1])),
+        "ece": expected_calibration_error(y, score, w),
         "p_at_1pct": precision,
         "r_at_1pct": recall,
         "base_rate": float(np.average(y, weights=w)),
         "mean_score": float(np.average(score, weights=w)),
     }
+    if event_time is not None:
+        days = np.asarray(event_time, dtype=np.int64) // DAY_MS
+        out["p_at_k_day"] = precision_at_k_per_day(y, score, w, days, alerts_per_day)
+    return out
 
 
 def precision_recall_at_top(
@@ -41,3 +59,42 @@ def precision_recall_at_top(
     hits = float((ws[:k] * ys[:k]).sum())
     positives = float((ws * ys).sum())
     return hits / float(cum[k - 1]), (hits / positives if positives else float("nan"))
+
+
+def precision_at_k_per_day(
+    y: np.ndarray, score: np.ndarray, w: np.ndarray, days: np.ndarray, k: int
+) -> float:
+    """Fraud share among the k highest scores of each day, pooled over the days.
+
+    A row's weight counts as that many transactions (sampled legit rows stand for several),
+    so each day's alerts are its top scores up to a total weight of k (at least one row).
+    """
+    if len(y) == 0 or k < 1:
+        return float("nan")
+    y = np.asarray(y, dtype=np.float64)
+    hits = alerts = 0.0
+    for day in np.unique(days):
+        at = days == day
+        order = np.argsort(-score[at], kind="stable")
+        ws, ys = w[at][order], y[at][order]
+        n = max(1, int(np.searchsorted(np.cumsum(ws), k, side="right")))
+        hits += float((ws[:n] * ys[:n]).sum())
+        alerts += float(ws[:n].sum())
+    return hits / alerts if alerts else float("nan")
+
+
+def expected_calibration_error(
+    y: np.ndarray, score: np.ndarray, w: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """Weighted mean |observed fraud rate - mean score| over equal-width score bins."""
+    total = float(np.sum(w))
+    if len(y) == 0 or total <= 0:
+        return float("nan")
+    y = np.asarray(y, dtype=np.float64)
+    which = np.minimum((np.clip(score, 0.0, 1.0) * bins).astype(np.int64), bins - 1)
+    weight = np.bincount(which, weights=w, minlength=bins)
+    observed = np.bincount(which, weights=w * y, minlength=bins)
+    predicted = np.bincount(which, weights=w * score, minlength=bins)
+    used = weight > 0
+    gaps = np.abs(observed[used] - predicted[used])  # = weight * |rate - mean score|
+    return float(gaps.sum() / total)

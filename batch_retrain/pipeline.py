@@ -1,7 +1,8 @@
 """The retrain job, the only place that knows the order of its steps.
 
-build the training set -> train -> register as candidate -> score the served champion and the
-challenger on the same holdout rows -> decide -> publish as champion -> update the registry.
+build the training set -> train -> register as candidate (and keep the release) -> score the
+served champion and the challenger on the same holdout rows -> the gate (batch_retrain/gate.py)
+decides -> publish as champion -> record the decision and statuses in the registry.
 
 The champion is read back from the compacted models topic rather than from the registry:
 the topic holds exactly the bytes workers serve (verified like a worker would), and the
@@ -13,10 +14,9 @@ so the champion is never judged on rows it learned from.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -24,6 +24,8 @@ import lightgbm as lgb
 import numpy as np
 
 from batch_retrain import registry
+from batch_retrain.artifacts import save_release
+from batch_retrain.gate import DEFAULT_GATE, Decision, GateConfig, judge
 from batch_retrain.metrics import evaluate
 from batch_retrain.release import build_release, load_booster, make_version, verify_release
 from batch_retrain.train import train
@@ -34,22 +36,7 @@ from streamlearn.errors import ModelRejected
 from streamlearn.settings import Settings
 from streamlearn.store import Store
 
-# The challenger may trail the champion's holdout average precision by this much and still
-# be promoted: fresher data is worth a little noise on a small holdout.
-AP_MARGIN = 0.005
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether the challenger replaces the champion, and why (one line)."""
-
-    promote: bool
-    reason: str
-    champion_version: str | None = None
-    # Both scored on the same holdout rows (compared_rows of them).
-    champion_metrics: dict[str, float] = field(default_factory=dict)
-    challenger_metrics: dict[str, float] = field(default_factory=dict)
-    compared_rows: int = 0
+__all__ = ["Decision", "GateConfig", "RetrainResult", "decide", "run_retrain"]
 
 
 @dataclass(frozen=True)
@@ -73,36 +60,22 @@ def decide(
     champion: Mapping[str, float] | None,
     *,
     champion_version: str | None = None,
-    margin: float = AP_MARGIN,
+    config: GateConfig = DEFAULT_GATE,
     note: str = "",
     compared_rows: int = 0,
 ) -> Decision:
-    """The gate's seam: promote unless the champion's holdout AP beats ours by > margin.
+    """The gate (batch_retrain.gate.judge) on holdout metric maps of both models.
 
-    Both metric maps must come from the same holdout rows; champion None means there is
-    nothing comparable (note says why) and the challenger is promoted.
+    Both maps must come from the same holdout rows; champion None means there is nothing
+    comparable (note says why) and the challenger is promoted.
     """
-    ours = challenger.get("holdout_ap", float("nan"))
-    if champion is None:
-        return Decision(True, note or "no champion to compare with")
-    theirs = champion.get("holdout_ap", float("nan"))
-    fields = {
-        "champion_version": champion_version,
-        "champion_metrics": dict(champion),
-        "challenger_metrics": dict(challenger),
-        "compared_rows": compared_rows,
-    }
-    if math.isnan(ours):
-        return Decision(False, "the challenger's holdout AP is undefined", **fields)
-    if math.isnan(theirs) or ours >= theirs - margin:
-        return Decision(
-            True, f"holdout AP {ours:.4f} vs champion {champion_version} {theirs:.4f}", **fields
-        )
-    return Decision(
-        False,
-        f"holdout AP {ours:.4f} is worse than champion {champion_version} {theirs:.4f} "
-        f"by more than {margin}",
-        **fields,
+    return judge(
+        challenger,
+        champion,
+        config=config,
+        champion_version=champion_version,
+        compared_rows=compared_rows,
+        note=note,
     )
 
 
@@ -116,7 +89,7 @@ def run_retrain(
     reason: str = "manual",
     name: str = "fraud",
     num_threads: int = 2,
-    ap_margin: float = AP_MARGIN,
+    gate: GateConfig = DEFAULT_GATE,
     champion_source: Callable[[], Mapping[str, Any] | None] | None = None,
     **training_set_options: Any,
 ) -> RetrainResult:
@@ -169,8 +142,10 @@ def run_retrain(
             reason=reason,
             train_cpu_s=result.train_cpu_s,
             train_wall_s=result.train_wall_s,
+            trigger=reason,
         ),
     )
+    save_release(store, release)
 
     t1 = time.perf_counter()
     source = champion_source
@@ -186,7 +161,7 @@ def run_retrain(
             cmp.challenger,
             cmp.champion,
             champion_version=cmp.version,
-            margin=ap_margin,
+            config=gate,
             note=cmp.note,
             compared_rows=cmp.rows,
         )
@@ -195,18 +170,27 @@ def run_retrain(
 
     t2 = time.perf_counter()
     status, published = "candidate", False
+    recorded = {
+        "decision": decision.reason,
+        "compared_with": decision.champion_version or "",
+        "compared_rows": decision.compared_rows,
+        "gate_metrics": decision.challenger_metrics,
+        "champion_metrics": decision.champion_metrics,
+    }
     if not decision.promote:
         status = "rejected"
-        registry.set_status(store, version, status, f"{reason}; {decision.reason}")
+        registry.update(store, version, status=status, reason=decision.reason, **recorded)
     elif publish:
         from batch_retrain.publish import publish_release
 
         publish_release(settings, release)
         published, status = True, "champion"
         previous = registry.current_champion(store, name)
-        registry.set_status(store, version, status, f"{reason}; {decision.reason}")
+        registry.update(store, version, status=status, reason=decision.reason, **recorded)
         if previous is not None and previous.version != version:
             registry.set_status(store, previous.version, "retired", f"replaced by {version}")
+    else:
+        registry.update(store, version, **recorded)
     publish_s = time.perf_counter() - t2
 
     return RetrainResult(
@@ -289,9 +273,10 @@ def _compare_with_champion(
     def prefixed(m: dict[str, float]) -> dict[str, float]:
         return {f"holdout_{k}": v for k, v in m.items()}
 
+    days = h.event_time[fresh]
     return _Comparison(
-        prefixed(evaluate(y, ours, w)),
-        prefixed(evaluate(y, theirs, w)),
+        prefixed(evaluate(y, ours, w, days)),
+        prefixed(evaluate(y, theirs, w, days)),
         version,
         int(fresh.sum()),
         "",

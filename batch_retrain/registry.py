@@ -36,6 +36,12 @@ COLUMNS = (
     "reason",
     "train_cpu_s",
     "train_wall_s",
+    "trigger",
+    "decision",
+    "compared_with",
+    "compared_rows",
+    "gate_metrics",
+    "champion_metrics",
 )
 
 
@@ -59,6 +65,15 @@ class ModelEntry:
     train_cpu_s: float = 0.0
     train_wall_s: float = 0.0
     updated_at: dt.datetime | None = None
+    # Why the retrain ran (schedule, drift, manual, ...); reason is why the status is current.
+    trigger: str = ""
+    # The gate: its one-line decision, the champion it compared with, on how many holdout rows,
+    # and both models' metrics on exactly those rows.
+    decision: str = ""
+    compared_with: str = ""
+    compared_rows: int = 0
+    gate_metrics: Mapping[str, float] = field(default_factory=dict)
+    champion_metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 def from_ms(ms: int) -> dt.datetime:
@@ -72,7 +87,8 @@ def register(store: Store | RemoteStore, entry: ModelEntry) -> ModelEntry:
     written = replace(entry, updated_at=entry.updated_at or _now())
     row = asdict(written)
     row["feature_names"] = list(row["feature_names"])
-    row["metrics"] = {k: float(v) for k, v in row["metrics"].items()}
+    for c in ("metrics", "gate_metrics", "champion_metrics"):
+        row[c] = {k: float(v) for k, v in row[c].items()}
     store.insert(TABLE, [[row[c] for c in COLUMNS]], COLUMNS)
     return written
 
@@ -81,18 +97,17 @@ def set_status(
     store: Store | RemoteStore, version: str, status: str, reason: str | None = None
 ) -> ModelEntry:
     """Rewrite the row of `version` with a new status (and reason, if given)."""
+    return update(store, version, status=status, **({} if reason is None else {"reason": reason}))
+
+
+def update(store: Store | RemoteStore, version: str, **changes: Any) -> ModelEntry:
+    """Rewrite the row of `version` with some fields changed (status, reason, decision, ...)."""
     entry = get(store, version)
     if entry is None:
         raise KeyError(f"model version {version} is not in the registry")
     # updated_at decides which row survives: it must move forward even within one millisecond.
     after = entry.updated_at + dt.timedelta(milliseconds=1) if entry.updated_at else _now()
-    changed = replace(
-        entry,
-        status=status,
-        reason=entry.reason if reason is None else reason,
-        updated_at=max(_now(), after),
-    )
-    return register(store, changed)
+    return register(store, replace(entry, **changes, updated_at=max(_now(), after)))
 
 
 def get(store: Store | RemoteStore, version: str) -> ModelEntry | None:
@@ -136,8 +151,9 @@ def _entry(row: pd.Series) -> ModelEntry:
     for c in ("created_at", "updated_at", "train_start", "train_end"):
         values[c] = _utc(values[c])
     values["feature_names"] = list(values["feature_names"])
-    values["metrics"] = {str(k): float(v) for k, v in dict(values["metrics"]).items()}
-    for c in ("rows_train", "rows_valid"):
+    for c in ("metrics", "gate_metrics", "champion_metrics"):
+        values[c] = {str(k): float(v) for k, v in dict(values[c] or {}).items()}
+    for c in ("rows_train", "rows_valid", "compared_rows"):
         values[c] = int(values[c])
     for c in ("train_cpu_s", "train_wall_s"):
         values[c] = float(values[c])

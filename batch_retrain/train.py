@@ -120,7 +120,8 @@ def train(
     metrics: dict[str, float] = {}
     for split_name, split in (("valid", ts.valid), ("holdout", ts.holdout)):
         score = final.predict(split.X, num_threads=num_threads)
-        metrics |= {f"{split_name}_{k}": v for k, v in evaluate(split.y, score, split.w).items()}
+        measured = evaluate(split.y, score, split.w, split.event_time)
+        metrics |= {f"{split_name}_{k}": v for k, v in measured.items()}
     metrics |= {
         "best_iteration": float(best),
         "scale_pos_weight": scale_pos_weight,

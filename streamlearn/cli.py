@@ -169,10 +169,14 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
 
     df = list_models(open_store(_settings(store=store, state_dir=state_dir), readonly=True))
     table = Table(title="models (newest first)")
-    for col in ("version", "status", "created", "trained on", "rows", "AUC", "AP", "decision"):
+    columns = ("version", "status", "created", "trained on", "rows", "AUC", "AP", "why", "decision")
+    for col in columns:
         table.add_column(col, overflow="fold")
     for row in df.itertuples(index=False):
         metrics = row.metrics or {}
+        decision = row.decision or ""
+        if row.reason and row.reason != decision:
+            decision = f"{decision} [{row.reason}]" if decision else row.reason
         table.add_row(
             row.version,
             row.status,
@@ -181,7 +185,8 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
             f"{row.rows_train:,}",
             _cell(metrics.get("holdout_auc")),
             _cell(metrics.get("holdout_ap")),
-            row.reason,
+            row.trigger,
+            decision,
         )
     console.print(table)
 

@@ -112,6 +112,33 @@ DDL: tuple[str, ...] = (
         train_wall_s Float64
     ) ENGINE = ReplacingMergeTree(updated_at)
     ORDER BY version""",
+    # Added columns (existing stores migrate): why the run ran, and the gate's decision with
+    # both models' metrics on the same holdout rows.
+    f"""ALTER TABLE {DATABASE}.models
+        ADD COLUMN IF NOT EXISTS trigger String DEFAULT '',
+        ADD COLUMN IF NOT EXISTS decision String DEFAULT '',
+        ADD COLUMN IF NOT EXISTS compared_with String DEFAULT '',
+        ADD COLUMN IF NOT EXISTS compared_rows UInt64 DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS gate_metrics Map(LowCardinality(String), Float64),
+        ADD COLUMN IF NOT EXISTS champion_metrics Map(LowCardinality(String), Float64)""",
+    # Every registered release as published (Avro single-object bytes, base64): a rollback
+    # republishes it after compaction dropped it from the models topic.
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.model_artifacts (
+        version String,
+        name LowCardinality(String),
+        created_at DateTime64(3, 'UTC'),
+        release String
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY version""",
+    # Inference cost: CPU seconds spent scoring, per model version, worker and minute.
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.model_usage (
+        time DateTime64(3, 'UTC'),
+        worker String,
+        version LowCardinality(String),
+        predictions UInt64,
+        cpu_s Float64
+    ) ENGINE = MergeTree
+    ORDER BY (version, time)""",
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.drift_events (
         time DateTime64(3, 'UTC'),
         kind LowCardinality(String),

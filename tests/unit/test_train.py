@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from batch_retrain import registry
+from batch_retrain.gate import GateConfig
 from batch_retrain.pipeline import decide, run_retrain
 from batch_retrain.release import build_release
 from batch_retrain.train import train
@@ -85,7 +86,9 @@ def test_training_is_deterministic(trained):
 def test_decide():
     assert decide({"holdout_ap": 0.3}, None).promote
     champ = {"holdout_ap": 0.5}
-    assert decide({"holdout_ap": 0.498}, champ, champion_version="v1").promote
+    assert decide({"holdout_ap": 0.5}, champ, champion_version="v1").promote
+    lenient = GateConfig(margin=-0.005)  # may trail by 0.005
+    assert decide({"holdout_ap": 0.498}, champ, champion_version="v1", config=lenient).promote
     worse = decide({"holdout_ap": 0.4}, champ, champion_version="v1")
     assert not worse.promote and "v1" in worse.reason
     assert not decide({"holdout_ap": float("nan")}, champ).promote
@@ -179,10 +182,19 @@ def test_champion_is_scored_on_the_same_fresh_holdout(store, tmp_path):
 
     # A stricter gate (must beat the champion by 1.0 AP) rejects it, and the registry says so.
     strict = run_retrain(
-        settings, store, publish=False, ap_margin=-1.0, champion_source=lambda: champion
+        settings,
+        store,
+        publish=False,
+        gate=GateConfig(margin=1.0),
+        champion_source=lambda: champion,
     )
     assert not strict.decision.promote and strict.status == "rejected"
-    assert registry.get(store, strict.version).status == "rejected"
+    entry = registry.get(store, strict.version)
+    assert entry.status == "rejected" and entry.trigger == "manual"
+    assert entry.decision == strict.decision.reason and "margin" in entry.decision
+    assert entry.compared_with == first.version and entry.compared_rows == d.compared_rows
+    assert set(entry.gate_metrics) >= {"holdout_ap", "holdout_auc", "holdout_p_at_k_day"}
+    assert entry.champion_metrics["holdout_ece"] == pytest.approx(d.champion_metrics["holdout_ece"])
     assert registry.current_champion(store).version == first.version
 
 

@@ -1,0 +1,135 @@
+"""The evaluation gate: a challenger replaces the champion only if it is better on the same rows.
+
+Both models are scored on the same holdout rows (the pipeline picks them). Promotion needs
+the primary metric (average precision by default) to beat the champion's by at least
+`margin`, and no other metric may lose more than its tolerance. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Which direction is better, per metric (names as evaluate() returns them).
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "ap": True,
+    "auc": True,
+    "p_at_k_day": True,
+    "p_at_1pct": True,
+    "logloss": False,
+    "ece": False,
+}
+DEFAULT_TOLERANCES: dict[str, float] = {
+    "auc": 0.01,
+    "p_at_k_day": 0.05,
+    "logloss": 0.005,
+    "ece": 0.01,
+}
+# Float slack, so a loss exactly at its tolerance (0.51 - 0.50 vs 0.01) passes.
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """primary must gain >= margin (negative: may trail by that much); the others may lose at
+    most their tolerance, in the metric's own units. prefix names the split the metrics are
+    keyed under ("holdout_ap")."""
+
+    primary: str = "ap"
+    margin: float = 0.0
+    tolerances: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    prefix: str = "holdout_"
+
+    def __post_init__(self) -> None:
+        for name in (self.primary, *self.tolerances):
+            if name not in HIGHER_IS_BETTER:
+                raise ValueError(f"unknown gate metric {name!r}; one of {sorted(HIGHER_IS_BETTER)}")
+        if any(t < 0 or math.isnan(t) for t in self.tolerances.values()):
+            raise ValueError("gate tolerances must be >= 0")
+
+
+DEFAULT_GATE = GateConfig()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the challenger replaces the champion, and why (one line)."""
+
+    promote: bool
+    reason: str
+    champion_version: str | None = None
+    # Both scored on the same holdout rows (compared_rows of them).
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    challenger_metrics: dict[str, float] = field(default_factory=dict)
+    compared_rows: int = 0
+
+
+def gain(name: str, challenger: float, champion: float) -> float:
+    """How much better the challenger is on `name` (negative: worse), in the metric's units."""
+    diff = challenger - champion
+    return diff if HIGHER_IS_BETTER[name] else -diff
+
+
+def judge(
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    *,
+    config: GateConfig = DEFAULT_GATE,
+    champion_version: str | None = None,
+    compared_rows: int = 0,
+    note: str = "",
+) -> Decision:
+    """Apply the gate. champion None means nothing comparable is served (note says why): the
+    challenger is promoted if its own primary metric is defined."""
+    p = config.prefix
+    ours = _get(challenger, p + config.primary)
+    if champion is None:
+        if challenger and math.isnan(ours):
+            return Decision(False, f"the challenger's {config.primary} is undefined")
+        return Decision(True, note or "no champion to compare with")
+    fields = {
+        "champion_version": champion_version,
+        "champion_metrics": dict(champion),
+        "challenger_metrics": dict(challenger),
+        "compared_rows": compared_rows,
+    }
+    who = f"champion {champion_version}" if champion_version else "the champion"
+    if math.isnan(ours):
+        return Decision(False, f"the challenger's {config.primary} is undefined", **fields)
+    theirs = _get(champion, p + config.primary)
+    if not math.isnan(theirs):
+        g = gain(config.primary, ours, theirs)
+        if g < config.margin - EPS:
+            return Decision(
+                False,
+                f"{config.primary} {ours:.4f} vs {who} {theirs:.4f}: gain {g:+.4f} is below "
+                f"the margin {config.margin:+.4f}",
+                **fields,
+            )
+    for name, tolerance in config.tolerances.items():
+        a, b = _get(challenger, p + name), _get(champion, p + name)
+        if math.isnan(b):
+            continue  # the champion's value is undefined: nothing to lose
+        if math.isnan(a):
+            return Decision(False, f"the challenger's {name} is undefined", **fields)
+        loss = -gain(name, a, b)
+        if loss > tolerance + EPS:
+            return Decision(
+                False,
+                f"{name} {a:.4f} vs {who} {b:.4f}: loses {loss:.4f}, more than the "
+                f"tolerance {tolerance:.4f}",
+                **fields,
+            )
+    shown = f"{theirs:.4f}" if not math.isnan(theirs) else "undefined"
+    return Decision(
+        True,
+        f"{config.primary} {ours:.4f} vs {who} {shown} on {compared_rows} rows; "
+        f"no other metric lost more than its tolerance",
+        **fields,
+    )
+
+
+def _get(metrics: Mapping[str, float], key: str) -> float:
+    value = metrics.get(key)
+    return float(value) if value is not None else float("nan")
