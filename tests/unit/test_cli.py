@@ -61,8 +61,8 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> Run:
 def runs(tmp_path_factory: pytest.TempPathFactory):
     base = {k: v for k, v in os.environ.items() if not k.upper().startswith("STREAMLEARN_")}
     base["COLUMNS"] = "100"
-    # The worker starts first; the quick commands share two more slots while it waits on Kafka.
-    pool = ThreadPoolExecutor(max_workers=3)
+    # The worker starts first; the quick commands take turns in one more slot while it waits.
+    pool = ThreadPoolExecutor(max_workers=2)
     futures: dict[str, Future[Run]] = {}
     for name, (args, extra) in sorted(CASES.items(), key=lambda kv: kv[0] != "worker"):
         home = tmp_path_factory.mktemp(name)
@@ -147,7 +147,9 @@ def test_worker_without_kafka_says_so_clearly_without_a_traceback(runs) -> None:
     run = runs("worker")
     assert run.returncode == 2, run
     assert "Traceback" not in run.stderr
-    assert run.seconds < 15, run.seconds
+    # The product probes Kafka for a fixed 10 s; the rest is imports. The bound catches a hang
+    # (a retry loop) with room for a loaded machine, not a precise timing.
+    assert run.seconds < 20, run.seconds
     kafka = [line for line in run.err_lines if line.startswith("streamlearn:")]
     assert len(kafka) == 1, run.stderr[-2000:]
     assert "Kafka at 127.0.0.1:1 did not answer" in kafka[0]
