@@ -124,6 +124,12 @@ def list_models(
     return _select(store, where, {"name": name} if name else None, limit)
 
 
+def entries(store: Store | RemoteStore, *, name: str | None = None) -> list[ModelEntry]:
+    """Every version's current row, newest first."""
+    df = list_models(store, name=name)
+    return [_entry(row) for _, row in df.iterrows()]
+
+
 def current_champion(store: Store | RemoteStore, name: str = "fraud") -> ModelEntry | None:
     """The newest version whose status is champion, or None before the first promotion."""
     df = _select(

@@ -191,6 +191,25 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
     console.print(table)
 
 
+@models_app.command("rollback")
+def models_rollback(
+    version: Annotated[
+        str | None,
+        typer.Argument(help="Version to serve again (default: the champion before this one)."),
+    ] = None,
+    bootstrap: Bootstrap = None,
+    store: StoreUrl = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Put a previous model back into service on every worker."""
+    from batch_retrain.rollback import rollback
+    from streamlearn.access import open_store
+
+    settings = _settings(bootstrap, store, state_dir)
+    done = rollback(settings, open_store(settings), version)
+    console.print(f"{done.version} is champion again (was {done.previous or 'none'})")
+
+
 @app.command()
 def status(bootstrap: Bootstrap = None, store: StoreUrl = None, state_dir: StateDir = None) -> None:
     """What the running worker and the store hold now."""
