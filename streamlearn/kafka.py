@@ -81,8 +81,10 @@ def admin(settings: Settings) -> AdminClient:
 
 def check_reachable(settings: Settings, timeout: float = 10.0) -> None:
     """Raise BrokerUnavailable (one clear line) if the bootstrap servers do not answer."""
+    # A quiet client: librdkafka would print a line per failed connection attempt.
+    probe = AdminClient(confluent_config(settings, log_level=0))
     try:
-        admin(settings).list_topics(timeout=timeout)
+        probe.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise BrokerUnavailable(
             f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:.0f}s "

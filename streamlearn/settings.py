@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     # Local broker
     broker_heap: str = Field("768m", description="Java heap of the local broker.")
 
+    def __repr_args__(self):
+        # The store URL may carry a password: mask it like the SecretStr fields.
+        from streamlearn.store import redact_url
+
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "clickhouse_url" and value else value
+
     @field_validator("state_dir")
     @classmethod
     def _absolute(cls, v: Path) -> Path:

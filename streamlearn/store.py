@@ -164,12 +164,18 @@ DDL: tuple[str, ...] = (
 
 
 def redact_url(url: str) -> str:
-    """The store URL with any password masked, for logs and status."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The store URL with any password masked, for logs and status (never raises)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" not in netloc:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    userinfo, host = netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    masked = f"{user}:***@{host}" if ":" in userinfo else netloc
+    return urlunsplit(parts._replace(netloc=masked))
 
 
 def batch_token(kind: str, partition: int, first: int, last: int, content: Iterable[str]) -> str:

@@ -132,11 +132,6 @@ def test_query_refuses_writes_in_one_line(runs) -> None:
     assert_one_line_error(runs("write"), "readonly")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: redact_url (streamlearn/store.py) raises ValueError on a non-numeric "
-    "port while Store() reports the error, so the CLI prints a traceback",
-)
 def test_a_malformed_store_url_is_one_line(runs) -> None:
     run = runs("bad_store_port")
     assert "topsecret" not in run.stderr
@@ -157,11 +152,5 @@ def test_worker_without_kafka_says_so_clearly_without_a_traceback(runs) -> None:
     assert run.stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: check_reachable's AdminClient (streamlearn/kafka.py) keeps librdkafka's "
-    "default stderr logger, so ~200 '%3|...|FAIL|rdkafka...Connection refused' lines surround "
-    "the one clear line",
-)
 def test_worker_without_kafka_prints_only_one_line(runs) -> None:
     assert_one_line_error(runs("worker"), "Kafka")

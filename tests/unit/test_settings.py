@@ -169,11 +169,6 @@ def test_secrets_are_masked_when_printed(tmp_path: Path) -> None:
     assert SECRET not in s.model_dump_json()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: clickhouse_url is a plain str, so a password in it "
-    "(http(s)://user:pw@host, as its description suggests) is printed by repr/str",
-)
 def test_a_password_in_the_clickhouse_url_is_masked_when_printed(tmp_path: Path) -> None:
     s = full_settings(tmp_path)
     assert SECRET not in repr(s) and SECRET not in str(s)

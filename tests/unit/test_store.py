@@ -236,20 +236,10 @@ def test_redact_url_masks_passwords(url: str, expected: str) -> None:
     assert redact_url(url) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: redact_url rebuilds netloc from parts.hostname, dropping the brackets "
-    "of an IPv6 host (http://u:***@::1:8123/db is no longer a valid URL)",
-)
 def test_redact_url_keeps_an_ipv6_host() -> None:
     assert redact_url("http://u:pw@[::1]:8123/db") == "http://u:***@[::1]:8123/db"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: redact_url reads parts.port, which raises ValueError for a "
-    "non-numeric port; Store() then fails with ValueError and a traceback, not StoreUnavailable",
-)
 def test_a_url_with_a_bad_port_is_store_unavailable_not_a_crash() -> None:
     assert "pw" not in redact_url("http://u:pw@host:abc/db")
     with pytest.raises(StoreUnavailable):
