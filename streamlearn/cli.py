@@ -164,15 +164,31 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
     """List model versions with status, training window and metrics."""
     if ctx.invoked_subcommand is not None:
         return
+    from batch_retrain.costs import model_costs
     from batch_retrain.registry import list_models
     from streamlearn.access import open_store
 
-    df = list_models(open_store(_settings(store=store, state_dir=state_dir), readonly=True))
+    st = open_store(_settings(store=store, state_dir=state_dir), readonly=True)
+    df = list_models(st)
+    costs = {r.version: r for r in model_costs(st).itertuples(index=False)}
     table = Table(title="models (newest first)")
     columns = ("version", "status", "created", "trained on", "rows", "AUC", "AP", "why", "decision")
     for col in columns:
         table.add_column(col, overflow="fold")
+    cost_table = Table(title="cost (CPU seconds)")
+    for col in ("version", "training", "inference", "per 1k predictions", "inference > training"):
+        cost_table.add_column(col)
     for row in df.itertuples(index=False):
+        cost = costs.get(row.version)
+        if cost is not None:
+            passed = cost.inference_passed_training_at
+            cost_table.add_row(
+                row.version,
+                _cell(float(cost.train_cpu)),
+                f"{_cell(float(cost.inference_cpu_s))} ({int(cost.predictions):,} predictions)",
+                _cell(float(cost.cpu_s_per_1k)),
+                "not yet" if passed is None or passed != passed else f"{passed:%Y-%m-%d %H:%M}",
+            )
         metrics = row.metrics or {}
         decision = row.decision or ""
         if row.reason and row.reason != decision:
@@ -189,6 +205,7 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
             decision,
         )
     console.print(table)
+    console.print(cost_table)
 
 
 @models_app.command("rollback")

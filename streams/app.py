@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -16,10 +17,13 @@ from streams.context import WorkerContext
 from streams.learning import learn_batch
 from streams.merchant_risk import REFRESH_SQL
 from streams.scoring import TXN_COLUMNS, score_batch
+from streams.usage import UsageMeter, flush_usage
 from streams.web import register_views
 from streams.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+# Inference cost is written to streamlearn.model_usage once a minute.
+USAGE_INTERVAL_S = 60.0
 
 
 def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
@@ -99,6 +103,12 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     @app.timer(interval=1.0)
     async def mark_rate() -> None:
         ctx.stats.mark()
+
+    usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
+
+    @app.timer(interval=USAGE_INTERVAL_S)
+    async def write_usage() -> None:
+        await flush_usage(ctx, usage)
 
     register_views(app, ctx)
     return app

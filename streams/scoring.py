@@ -10,6 +10,7 @@ import numpy as np
 
 from schemas import SchemaError
 from streamlearn.errors import InvalidRecord
+from streams.champion import ModelSlot
 from streams.context import WorkerContext
 from streams.dead_letters import DeadLetter
 from streams.features import FEATURE_NAMES, FEATURE_VERSION, compute
@@ -124,6 +125,20 @@ async def score_batch(ctx: WorkerContext, stream: Any, events: list[Any]) -> Non
     ctx.stats.mark()
 
 
+def _score_metered(ctx: WorkerContext, slot: ModelSlot | None, matrix: np.ndarray) -> Any:
+    """The slot's scores (None without a slot), its CPU time counted against its version.
+
+    thread_time, not process_time: the store and Kafka client threads keep running meanwhile,
+    and LightGBM scores on this thread (num_threads=1).
+    """
+    if slot is None:
+        return None
+    cpu0 = time.thread_time()
+    scores = slot.score(matrix)
+    ctx.stats.record_inference(slot.version, time.thread_time() - cpu0, len(matrix))
+    return scores
+
+
 async def _publish(
     ctx: WorkerContext,
     valid: list[tuple[dict[str, Any], int, int]],
@@ -133,8 +148,8 @@ async def _publish(
 ) -> list[list[Any]]:
     """Score the batch, publish one Prediction per transaction; return the rows to store."""
     champion, shadow = ctx.champion.slots()
-    lgbm = champion.score(matrix) if champion is not None else None
-    shadow_scores = shadow.score(matrix) if shadow is not None else None
+    lgbm = _score_metered(ctx, champion, matrix)
+    shadow_scores = _score_metered(ctx, shadow, matrix)
     river = ctx.learner.score_batch(matrix)
     served = lgbm if lgbm is not None else river
     version = champion.version if champion is not None else "none"

@@ -28,6 +28,14 @@ class WorkerStats:
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=50_000))
     process_ms: deque = field(default_factory=lambda: deque(maxlen=2_000))
     _rate_marks: deque = field(default_factory=lambda: deque(maxlen=120))
+    # Inference cost per model version since start: CPU seconds spent in LightGBM scoring,
+    # and rows scored (the shadow's too: it costs as much as the champion).
+    inference_cpu_s: dict[str, float] = field(default_factory=dict)
+    inference_count: dict[str, int] = field(default_factory=dict)
+
+    def record_inference(self, version: str, cpu_s: float, rows: int) -> None:
+        self.inference_cpu_s[version] = self.inference_cpu_s.get(version, 0.0) + cpu_s
+        self.inference_count[version] = self.inference_count.get(version, 0) + rows
 
     def mark(self) -> None:
         self._rate_marks.append((time.time(), self.transactions))
