@@ -47,6 +47,9 @@ class OnlineLogistic:
         self.learned += 1
         self.positives += int(bool(is_fraud))
 
+    def learn_unlabeled(self, matrix: np.ndarray) -> None:
+        """Supervised only: unlabeled transactions teach it nothing."""
+
     def score_one(self, features: Sequence[float]) -> float:
         x = dict(zip(self.feature_names, features, strict=True))
         return float(self.model.predict_proba_one(x).get(True, 0.0))

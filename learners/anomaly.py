@@ -1,0 +1,134 @@
+"""HalfSpaceTrees anomaly score on scaled features: unsupervised, learns from every transaction.
+
+River's HalfSpaceTrees learns per row; its score is computed here with numpy over the trees
+flattened into arrays (the same walk as River's score_one, checked equal by the tests), so
+scoring a batch costs ~2 µs per row. Learning costs ~7 µs per row (10 trees, height 6, 26
+features), ~1.4% of a core at 2,000 events/s. Features are scaled into [0, 1]
+by a signed log then min-max limits taken from the first `window_size` rows (with a margin);
+until that first window is complete the score is 0.5 (HalfSpaceTrees needs one full window of
+mass before it can score).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from river import anomaly
+
+
+class AnomalyScorer:
+    """Unsupervised: `learn_unlabeled` on every scored batch; labels are ignored."""
+
+    name = "river_hst"
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        *,
+        n_trees: int = 10,
+        height: int = 6,
+        window_size: int = 1000,
+        seed: int = 11,
+    ) -> None:
+        self.feature_names = tuple(feature_names)
+        self.model = anomaly.HalfSpaceTrees(
+            n_trees=n_trees, height=height, window_size=window_size, seed=seed
+        )
+        self._warmup: list[np.ndarray] = []
+        self._lo: np.ndarray | None = None
+        self._span: np.ndarray | None = None
+        self._flat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._flat_at = -1  # the pivot count the flattened masses belong to
+        self.pivots = 0
+        self.learned = 0
+
+    # -- scaling -----------------------------------------------------------------------
+    @staticmethod
+    def _squash(matrix: np.ndarray) -> np.ndarray:
+        return np.sign(matrix) * np.log1p(np.abs(matrix))
+
+    def scale(self, matrix: np.ndarray) -> np.ndarray:
+        assert self._lo is not None and self._span is not None
+        return np.clip((self._squash(matrix) - self._lo) / self._span, 0.0, 1.0)
+
+    def _fit_limits(self, sample: np.ndarray) -> None:
+        squashed = self._squash(sample)
+        lo, hi = squashed.min(axis=0), squashed.max(axis=0)
+        margin = 0.1 * np.maximum(hi - lo, 1e-9)
+        self._lo = lo - margin
+        self._span = (hi + margin) - self._lo
+
+    # -- learning ----------------------------------------------------------------------
+    def learn(self, features: Sequence[float], is_fraud: bool) -> None:
+        """Labels are not used: every transaction is learned once, when it is scored."""
+
+    def learn_unlabeled(self, matrix: np.ndarray) -> None:
+        if self._lo is None:
+            self._warmup.append(np.array(matrix, dtype=np.float64))
+            if sum(len(m) for m in self._warmup) < self.model.window_size:
+                return
+            matrix = np.vstack(self._warmup)
+            self._warmup = []
+            self._fit_limits(matrix)
+        names = self.feature_names
+        learn_one = self.model.learn_one
+        for row in self.scale(matrix).tolist():
+            learn_one(dict(zip(names, row, strict=True)))
+            if self.model.counter == 0:
+                self.pivots += 1
+        self.learned += len(matrix)
+
+    # -- scoring -----------------------------------------------------------------------
+    def _flatten(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(feature index, threshold, r_mass) per node of each tree, in heap order."""
+        if self._flat is not None and self._flat_at == self.pivots:
+            return self._flat
+        index = {name: i for i, name in enumerate(self.feature_names)}
+        n_nodes = 2 ** (self.model.height + 1) - 1
+        shape = (len(self.model.trees), n_nodes)
+        feat = np.zeros(shape, dtype=np.intp)
+        thr = np.zeros(shape)
+        mass = np.zeros(shape)
+        for t, root in enumerate(self.model.trees):
+            stack = [(root, 0)]
+            while stack:
+                node, pos = stack.pop()
+                mass[t, pos] = node.r_mass
+                children = getattr(node, "children", None)
+                if children:
+                    feat[t, pos] = index[node.feature]
+                    thr[t, pos] = node.threshold
+                    stack.append((children[0], 2 * pos + 1))
+                    stack.append((children[1], 2 * pos + 2))
+        self._flat, self._flat_at = (feat, thr, mass), self.pivots
+        return self._flat
+
+    def score_batch(self, matrix: np.ndarray) -> np.ndarray:
+        """Anomaly score in [0, 1] (high: unusual), River's score_one for every row."""
+        m = self.model
+        if self._lo is None or m._first_window:
+            return np.full(matrix.shape[0], 0.5)
+        x = self.scale(matrix)
+        feat, thr, mass = self._flatten()
+        size_limit = 0.1 * m.window_size
+        rows = np.arange(len(x))
+        total = np.zeros(len(x))
+        for t in range(len(m.trees)):
+            pos = np.zeros(len(x), dtype=np.intp)
+            active = np.ones(len(x), dtype=bool)
+            for depth in range(m.height):
+                r = mass[t, pos]
+                total += np.where(active, r * (1 << depth), 0.0)
+                active &= r >= size_limit
+                go_right = x[rows, feat[t, pos]] >= thr[t, pos]
+                pos = 2 * pos + 1 + go_right
+            total += np.where(active, mass[t, pos] * (1 << m.height), 0.0)
+        return 1.0 - total / m._max_score
+
+    def score_one(self, features: Sequence[float]) -> float:
+        """River's own score (for checks): the slow path."""
+        if self._lo is None or self.model._first_window:
+            return 0.5
+        row = self.scale(np.asarray([features], dtype=np.float64))[0]
+        return float(self.model.score_one(dict(zip(self.feature_names, row.tolist(), strict=True))))

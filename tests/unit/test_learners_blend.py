@@ -1,0 +1,74 @@
+"""The online stacker: serves nothing before enough labels, leans on the better component."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from learners.blend import Blend
+
+COMPONENTS = ("lightgbm", "river_lr", "river_hst")
+
+
+def stream(n: int, seed: int, good: str, fraud_rate: float = 0.02) -> tuple[dict, np.ndarray]:
+    """Component scores: `good` separates frauds well, the others weakly or not at all."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < fraud_rate
+    strength = {"lightgbm": 0.6, "river_lr": 0.6, "river_hst": 0.0, good: 2.5}
+    cols = {}
+    for name in COMPONENTS:
+        z = -3.0 + strength[name] * 1.5 * y + rng.normal(size=n)
+        cols[name] = 1.0 / (1.0 + np.exp(-z))
+    return cols, y
+
+
+def prequential(blend: Blend, cols: dict, y: np.ndarray) -> np.ndarray:
+    """Score each event with the weights of its time, then learn its label (as the worker)."""
+    out = np.empty(len(y))
+    for i in range(len(y)):
+        row = {k: v[i] for k, v in cols.items()}
+        out[i] = blend.score_batch({k: np.array([v]) for k, v in row.items()}, 1)[0]
+        blend.learn(row, bool(y[i]))
+    return out
+
+
+def test_starts_as_the_champion_and_is_not_ready_before_enough_labels() -> None:
+    blend = Blend(COMPONENTS, lead="lightgbm", min_labels=200, min_positives=5)
+    cols, y = stream(100, seed=1, good="lightgbm")
+    assert np.allclose(blend.score_batch(cols, 100), np.clip(cols["lightgbm"], 1e-4, 1 - 1e-4))
+    prequential(blend, cols, y)
+    assert not blend.ready
+    cols, y = stream(400, seed=2, good="lightgbm")
+    prequential(blend, cols, y)
+    assert blend.ready
+
+
+def test_missing_component_does_not_move_its_weight() -> None:
+    blend = Blend(COMPONENTS, lead="lightgbm")
+    cols, y = stream(2000, seed=3, good="river_lr")
+    del cols["lightgbm"]
+    prequential(blend, cols, y)
+    assert blend.weights_by_component()["lightgbm"] == 1.0
+    assert blend.score_batch(cols, 2000).shape == (2000,)
+
+
+def test_within_001_of_the_best_component_and_follows_a_concept_change() -> None:
+    blend = Blend(COMPONENTS, lead="lightgbm")
+    before, y_before = stream(30_000, seed=4, good="lightgbm")
+    served = prequential(blend, before, y_before)
+    window = slice(10_000, None)
+    best = max(roc_auc_score(y_before[window], before[c][window]) for c in COMPONENTS)
+    assert roc_auc_score(y_before[window], served[window]) >= best - 0.01
+    w = blend.weights_by_component()
+    assert w["lightgbm"] > w["river_lr"]
+
+    # Concept change: the champion goes stale, the online learner becomes the good one.
+    after, y_after = stream(30_000, seed=5, good="river_lr")
+    after["lightgbm"] = before["river_hst"]  # uninformative now
+    served = prequential(blend, after, y_after)
+    w = blend.weights_by_component()
+    assert w["river_lr"] > w["lightgbm"]
+    best = max(roc_auc_score(y_after[window], after[c][window]) for c in COMPONENTS)
+    blend_auc = roc_auc_score(y_after[window], served[window])
+    assert blend_auc >= best - 0.01
+    assert blend_auc > roc_auc_score(y_after[window], after["lightgbm"][window]) + 0.2
