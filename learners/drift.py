@@ -1,0 +1,217 @@
+"""Drift detection: data drift (PSI per feature), score drift and concept drift (ADWIN).
+
+- Data drift: each feature of the last `window` scored events, binned on the reference's
+  quantile bins (the champion's training data, or the first events the worker scored), against
+  the reference proportions; PSI above `threshold` (0.2: a significant shift) names the feature.
+- Score drift: ADWIN on the served score, per event.
+- Concept drift: ADWIN on the champion's log loss per label, at label time; only a rise counts.
+
+Every detector has a cooldown per subject so one shift reports once, not on every event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from river import drift
+
+PSI_FLOOR = 1e-4  # a proportion of an empty bin, so that PSI stays finite
+
+
+@dataclass(frozen=True)
+class DriftEvent:
+    """One detection: `statistic` crossed `threshold` for `subject` (a feature or a scorer)."""
+
+    time_ms: int
+    kind: str  # "data" | "score" | "concept"
+    subject: str
+    statistic: float
+    threshold: float
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class ReferenceBins:
+    """Inner bin edges of one feature and the reference share of each of the len(edges)+1 bins."""
+
+    edges: np.ndarray
+    proportions: np.ndarray
+
+
+def reference_bins(
+    matrix: np.ndarray, names: Sequence[str], bins: int = 10
+) -> dict[str, ReferenceBins]:
+    """Quantile bins per feature from a reference matrix (ties merged: discrete features work)."""
+    out = {}
+    qs = np.linspace(0, 1, bins + 1)[1:-1]
+    for j, name in enumerate(names):
+        column = matrix[:, j]
+        edges = np.unique(np.quantile(column, qs))
+        counts = np.bincount(np.searchsorted(edges, column, side="right"), minlength=len(edges) + 1)
+        out[name] = ReferenceBins(edges, counts / max(1, len(column)))
+    return out
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index of two proportion vectors."""
+    e = np.maximum(expected, PSI_FLOOR)
+    a = np.maximum(actual, PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+class Cooldown:
+    """At most one event per subject every `ms` milliseconds."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+        self._last: dict[str, int] = {}
+
+    def allow(self, subject: str, time_ms: int) -> bool:
+        last = self._last.get(subject)
+        if last is not None and time_ms - last < self.ms:
+            return False
+        self._last[subject] = time_ms
+        return True
+
+
+class DataDrift:
+    """PSI per feature of a sliding window of scored feature vectors against reference bins."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        reference: Mapping[str, ReferenceBins],
+        *,
+        window: int = 5000,
+        threshold: float = 0.2,
+        check_every: int = 1000,
+        cooldown_ms: int = 600_000,
+    ) -> None:
+        self.names = [n for n in names if n in reference]
+        self.columns = np.array([list(names).index(n) for n in self.names], dtype=np.intp)
+        self.reference = [reference[n] for n in self.names]
+        self.window = window
+        self.threshold = threshold
+        self.check_every = check_every
+        self.cooldown = Cooldown(cooldown_ms)
+        n_bins = max((len(r.edges) + 1 for r in self.reference), default=1)
+        self._ring = np.zeros((window, len(self.names)), dtype=np.int16)
+        self._counts = np.zeros((len(self.names), n_bins), dtype=np.int64)
+        self._filled = 0
+        self._pos = 0
+        self._since_check = 0
+        self.last_psi: dict[str, float] = {}
+
+    def _bin(self, matrix: np.ndarray) -> np.ndarray:
+        out = np.empty((len(matrix), len(self.names)), dtype=np.int16)
+        for k, (j, ref) in enumerate(zip(self.columns, self.reference, strict=True)):
+            out[:, k] = np.searchsorted(ref.edges, matrix[:, j], side="right")
+        return out
+
+    def update(self, matrix: np.ndarray, time_ms: int) -> list[DriftEvent]:
+        """Add a batch of feature vectors; every `check_every` events, report drifted features."""
+        if not self.names or len(matrix) == 0:
+            return []
+        binned = self._bin(matrix[-self.window :])
+        positions = (self._pos + np.arange(len(binned))) % self.window
+        n_bins = self._counts.shape[1]
+        offsets = np.arange(len(self.names)) * n_bins
+        size = self._counts.size
+        old = self._ring[positions[positions < self._filled]]
+        self._counts -= np.bincount((old + offsets).ravel(), minlength=size).reshape(
+            self._counts.shape
+        )
+        self._counts += np.bincount((binned + offsets).ravel(), minlength=size).reshape(
+            self._counts.shape
+        )
+        self._ring[positions] = binned
+        self._pos = int((self._pos + len(binned)) % self.window)
+        self._filled = min(self.window, self._filled + len(binned))
+        self._since_check += len(matrix)
+        if self._filled < self.window or self._since_check < self.check_every:
+            return []
+        self._since_check = 0
+        return self.check(time_ms)
+
+    def check(self, time_ms: int) -> list[DriftEvent]:
+        events = []
+        total = max(1, self._filled)
+        for k, (name, ref) in enumerate(zip(self.names, self.reference, strict=True)):
+            actual = self._counts[k, : len(ref.proportions)] / total
+            value = psi(ref.proportions, actual)
+            self.last_psi[name] = value
+            if value > self.threshold and self.cooldown.allow(name, time_ms):
+                events.append(DriftEvent(time_ms, "data", name, value, self.threshold))
+        return events
+
+
+class ScoreDrift:
+    """ADWIN on a served score stream (reset when what is served changes source)."""
+
+    def __init__(
+        self, subject: str = "served", *, delta: float = 0.002, cooldown_ms: int = 600_000
+    ) -> None:
+        self.subject = subject
+        self.delta = delta
+        self.detector = drift.ADWIN(delta=delta)
+        self.cooldown = Cooldown(cooldown_ms)
+
+    def reset(self) -> None:
+        self.detector = drift.ADWIN(delta=self.delta)
+
+    def update(self, scores: np.ndarray, time_ms: int) -> list[DriftEvent]:
+        events = []
+        for value in scores.tolist():
+            before = self.detector.estimation
+            self.detector.update(value)
+            if self.detector.drift_detected and self.cooldown.allow(self.subject, time_ms):
+                after = self.detector.estimation
+                events.append(
+                    DriftEvent(
+                        time_ms,
+                        "score",
+                        self.subject,
+                        after,
+                        before,
+                        f"mean served score {before:.4f} -> {after:.4f} (ADWIN delta={self.delta})",
+                    )
+                )
+        return events
+
+
+class ConceptDrift:
+    """ADWIN on a scorer's log loss per label; fires when the loss rises significantly."""
+
+    def __init__(
+        self, subject: str = "lightgbm", *, delta: float = 0.002, cooldown_ms: int = 600_000
+    ) -> None:
+        self.subject = subject
+        self.delta = delta
+        self.detector = drift.ADWIN(delta=delta)
+        self.cooldown = Cooldown(cooldown_ms)
+        self.labels = 0
+
+    def update(self, score: float, is_fraud: bool, time_ms: int) -> list[DriftEvent]:
+        p = min(max(score, 1e-4), 1 - 1e-4)
+        loss = -float(np.log(p if is_fraud else 1.0 - p))
+        before = self.detector.estimation
+        self.detector.update(loss)
+        self.labels += 1
+        if not self.detector.drift_detected:
+            return []
+        after = self.detector.estimation
+        if after <= before or not self.cooldown.allow(self.subject, time_ms):
+            return []
+        return [
+            DriftEvent(
+                time_ms,
+                "concept",
+                self.subject,
+                after,
+                before,
+                f"log loss {before:.4f} -> {after:.4f} after {self.labels} labels "
+                f"(ADWIN delta={self.delta})",
+            )
+        ]

@@ -1,0 +1,79 @@
+"""Drift detectors: the features that moved are named, ADWIN fires on a rise, cooldown holds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from learners.drift import ConceptDrift, DataDrift, ScoreDrift, psi, reference_bins
+
+NAMES = ("amount", "hour", "channel", "steady")
+
+
+def data(n: int, seed: int, drifted: bool = False) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    amount = rng.lognormal(3.0 + (0.7 if drifted else 0.0), 1.0, size=n)
+    hour = rng.integers(0, 24, size=n).astype(float)
+    channel = rng.choice([0.0, 1.0, 2.0], p=[0.2, 0.3, 0.5] if drifted else [0.6, 0.3, 0.1], size=n)
+    steady = rng.normal(size=n)
+    return np.column_stack([amount, hour, channel, steady])
+
+
+def test_reference_bins_are_quantiles_with_ties_merged() -> None:
+    ref = reference_bins(data(10_000, 1), NAMES)
+    assert len(ref["amount"].edges) == 9
+    assert np.allclose(ref["amount"].proportions, 0.1, atol=0.01)
+    assert len(ref["channel"].edges) <= 2
+    assert abs(ref["channel"].proportions.sum() - 1.0) < 1e-9
+    assert psi(ref["steady"].proportions, ref["steady"].proportions) == 0.0
+
+
+def test_data_drift_names_the_moved_features_once_per_cooldown() -> None:
+    ref = reference_bins(data(20_000, 1), NAMES)
+    monitor = DataDrift(NAMES, ref, window=5000, check_every=1000, cooldown_ms=60_000)
+    events = []
+    for i in range(10):
+        events += monitor.update(data(500, 10 + i), time_ms=i * 1000)
+    assert events == []
+    assert max(monitor.last_psi.values()) < 0.05
+    for i in range(30):
+        events += monitor.update(data(500, 100 + i, drifted=True), time_ms=20_000 + i * 1000)
+    assert {e.subject for e in events} == {"amount", "channel"}
+    assert all(e.kind == "data" and e.statistic > e.threshold == 0.2 for e in events)
+    assert len(events) == 2  # cooldown: one event per feature within the minute
+
+
+def test_data_drift_window_counts_match_a_recount() -> None:
+    ref = reference_bins(data(5000, 1), NAMES)
+    monitor = DataDrift(NAMES, ref, window=1000, check_every=10**9)
+    batches = [data(n, 50 + n) for n in (300, 900, 2500, 10, 700)]
+    for batch in batches:
+        monitor.update(batch, 0)
+    recent = np.vstack(batches)[-1000:]
+    expected = DataDrift(NAMES, ref, window=1000)._bin(recent)
+    for k in range(len(NAMES)):
+        counts = np.bincount(expected[:, k], minlength=monitor._counts.shape[1])
+        assert np.array_equal(monitor._counts[k], counts)
+
+
+def test_score_drift_fires_on_a_shift_of_the_served_score() -> None:
+    rng = np.random.default_rng(2)
+    monitor = ScoreDrift(cooldown_ms=10**9)
+    assert monitor.update(rng.beta(1, 30, size=5000), 0) == []
+    events = monitor.update(rng.beta(1, 5, size=2000), 1)
+    assert len(events) == 1 and events[0].kind == "score"
+    assert events[0].statistic > events[0].threshold
+
+
+def test_concept_drift_fires_within_a_bounded_number_of_labels_after_a_change() -> None:
+    rng = np.random.default_rng(3)
+    monitor = ConceptDrift("lightgbm", cooldown_ms=10**9)
+    for _ in range(20_000):  # a good model: frauds score high
+        y = rng.random() < 0.02
+        assert monitor.update(rng.beta(8, 2) if y else rng.beta(1, 30), y, 0) == []
+    fired_at = None
+    for i in range(20_000):  # stale: frauds now score like legit ones
+        y = rng.random() < 0.02
+        if monitor.update(rng.beta(1, 30), y, 1):
+            fired_at = i
+            break
+    assert fired_at is not None and fired_at < 5000
