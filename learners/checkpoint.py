@@ -29,15 +29,19 @@ def _mac(key: bytes, body: bytes) -> bytes:
     return hmac.new(key, body, hashlib.sha256).digest()
 
 
-def save(path: Path, state: Any, offsets: dict[int, int], key: bytes) -> int:
-    """Write atomically (temp file + rename); returns the bytes written."""
+def dumps(state: Any, offsets: dict[int, int], key: bytes) -> bytes:
+    """The signed checkpoint bytes of a state and the outcome offsets it covers."""
     if not key:
         raise ValueError("a checkpoint needs a non-empty signing key")
     header = json.dumps(
         {"offsets": {str(p): int(o) for p, o in offsets.items()}, "written_ms": _now_ms()}
     ).encode()
     body = struct.pack(">I", len(header)) + header + pickle.dumps(state, protocol=5)
-    data = MAGIC + _mac(key, body) + body
+    return MAGIC + _mac(key, body) + body
+
+
+def write_bytes(path: Path, data: bytes) -> int:
+    """Write atomically (temp file, fsync, rename); returns the bytes written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -46,6 +50,11 @@ def save(path: Path, state: Any, offsets: dict[int, int], key: bytes) -> int:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return len(data)
+
+
+def save(path: Path, state: Any, offsets: dict[int, int], key: bytes) -> int:
+    """Sign and write a checkpoint; returns the bytes written."""
+    return write_bytes(path, dumps(state, offsets, key))
 
 
 def load(path: Path, key: bytes) -> tuple[Any, dict[int, int]]:

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     merchant_risk_refresh_s: float = Field(30.0, gt=0, description="Merchant fraud-rate refresh.")
     max_event_age_days: int = Field(400, description="Older event times go to dead-letters.")
     max_event_future_s: int = Field(3600, description="Event times this far ahead are invalid.")
+    learners: str = Field(
+        "lr,hst", description="Online learners, a comma list of lr, hat, hst (lr always runs)."
+    )
+    learner_checkpoint_s: float = Field(
+        60.0, gt=0, description="Seconds between checkpoints of the learners' state."
+    )
 
     # Training
     label_maturity_days: float = Field(

@@ -160,6 +160,18 @@ DDL: tuple[str, ...] = (
         value_size UInt32
     ) ENGINE = ReplacingMergeTree
     ORDER BY (source_topic, source_partition, source_offset)""",
+    # Online metrics per scorer, from labels as they arrive: one snapshot per worker a minute.
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.online_metrics (
+        time DateTime64(3, 'UTC'),
+        worker String,
+        scorer LowCardinality(String),
+        labels UInt64,
+        positives UInt64,
+        auc_rolling Float64,
+        auc Float64,
+        logloss Float64
+    ) ENGINE = MergeTree
+    ORDER BY (scorer, time)""",
 )
 
 

@@ -16,6 +16,7 @@ from streamlearn.settings import Settings
 from streams.context import WorkerContext
 from streams.learning import learn_batch
 from streams.merchant_risk import REFRESH_SQL
+from streams.online import flush_drift, flush_online_metrics, save_checkpoint_now
 from streams.scoring import TXN_COLUMNS, score_batch
 from streams.usage import UsageMeter, flush_usage
 from streams.web import register_views
@@ -24,6 +25,8 @@ from streams.writer import BatchWriter
 log = logging.getLogger(__name__)
 # Inference cost is written to streamlearn.model_usage once a minute.
 USAGE_INTERVAL_S = 60.0
+DRIFT_INTERVAL_S = 5.0
+METRICS_INTERVAL_S = 60.0
 
 
 def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
@@ -109,6 +112,19 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     @app.timer(interval=USAGE_INTERVAL_S)
     async def write_usage() -> None:
         await flush_usage(ctx, usage)
+
+    # Online learning: drift events every few seconds, metrics each minute, checkpoints.
+    @app.timer(interval=DRIFT_INTERVAL_S)
+    async def write_drift() -> None:
+        await flush_drift(ctx)
+
+    @app.timer(interval=METRICS_INTERVAL_S)
+    async def write_online_metrics() -> None:
+        await flush_online_metrics(ctx, usage.worker)
+
+    @app.timer(interval=settings.learner_checkpoint_s)
+    async def checkpoint_learners() -> None:
+        await save_checkpoint_now(ctx)
 
     register_views(app, ctx)
     return app

@@ -41,3 +41,4 @@ class WorkerContext:
     delivery_errors: list[str] = field(default_factory=list)
     registry: SchemaRegistry | None = None
     writer: Any = None  # streams.writer.BatchWriter, bound to the running loop
+    online: Any = None  # streams.online.OnlineLearning: learners, blend, drift monitors

@@ -60,7 +60,10 @@ async def learn_batch(ctx: WorkerContext, events: list[Any]) -> None:
                 )
             )
             continue
-        outcomes.append(outcome)
+        if ctx.online.covers(msg.partition, msg.offset):
+            ctx.online.skipped_outcomes += 1  # learned before the restored checkpoint was saved
+        else:
+            outcomes.append(outcome)
         rows.append(
             [
                 outcome["transaction_id"],
@@ -79,10 +82,13 @@ async def learn_batch(ctx: WorkerContext, events: list[Any]) -> None:
         await ctx.sink.insert("outcomes", rows, OUTCOME_COLUMNS, token)
         ctx.stats.outcomes += len(rows)
         await _learn(ctx, outcomes)
+    for event in events:  # the offsets a checkpoint taken from now on covers
+        ctx.online.mark_learned(event.message.partition, event.message.offset)
     ctx.dlq.flush()
 
 
 async def _learn(ctx: WorkerContext, outcomes: list[dict[str, Any]]) -> None:
+    now_ms = int(time.time() * 1000)
     found: dict[str, Scored] = {}
     missing: list[str] = []
     for outcome in outcomes:
@@ -113,7 +119,7 @@ async def _learn(ctx: WorkerContext, outcomes: list[dict[str, Any]]) -> None:
             ctx.early.put(txn_id, is_fraud)
             ctx.stats.early_outcomes += 1
             continue
-        ctx.learner.learn(scored.features, is_fraud)
+        ctx.online.learn(scored.features, scored.scores, is_fraud, now_ms)
         ctx.scorecard.update(is_fraud, scored.scores)
         ctx.merchant_risk.add(scored.merchant_id, outcome["event_time"], is_fraud)
         ctx.learned.put(txn_id, is_fraud)

@@ -150,13 +150,16 @@ async def _publish(
     champion, shadow = ctx.champion.slots()
     lgbm = _score_metered(ctx, champion, matrix)
     shadow_scores = _score_metered(ctx, shadow, matrix)
-    river = ctx.learner.score_batch(matrix)
-    served = lgbm if lgbm is not None else river
     version = champion.version if champion is not None else "none"
     shadow_version = shadow.version if shadow is not None else None
-
     now_s = time.time()
     scored_at = int(now_s * 1000)
+    # Every learner's score, the blend's, and the served one (blend once trained, else champion,
+    # else lr); hst learns from the batch and the drift monitors see it (streams/online.py).
+    columns, served = ctx.online.score(
+        matrix, lgbm, scored_at, version, champion.record if champion is not None else None
+    )
+    component_lists = {name: col.tolist() for name, col in columns.items()}
     encode = ctx.prediction_serde.encode
     produce = ctx.producer.produce
     topic = ctx.settings.topic("predictions")
@@ -164,9 +167,7 @@ async def _publish(
     latencies = ctx.stats.latencies_ms
     scored_at_dt = _utc(scored_at)
     for i, (txn, partition, offset) in enumerate(valid):
-        scores = {ctx.learner.name: float(river[i])}
-        if lgbm is not None:
-            scores["lightgbm"] = float(lgbm[i])
+        scores = {name: float(col[i]) for name, col in component_lists.items()}
         if shadow_scores is not None:
             scores["shadow"] = float(shadow_scores[i])
         score = float(served[i])
@@ -224,7 +225,7 @@ async def _publish(
         )
         early = ctx.early.pop(txn_id)
         if early is not None:
-            ctx.learner.learn(vectors[i], early)
+            ctx.online.learn(vectors[i], served_scores, early, scored_at)
             ctx.learned.put(txn_id, early)
             ctx.scorecard.update(early, served_scores)
             ctx.stats.learned += 1

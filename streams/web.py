@@ -57,6 +57,7 @@ def status_snapshot(ctx: WorkerContext) -> dict[str, Any]:
             "store_down_since": ctx.sink.down_since,
             "store_failures": ctx.sink.failures,
             "online_metrics": ctx.scorecard.snapshot(),
+            **(ctx.online.status() if ctx.online is not None else {}),
             "inference": {
                 v: {"cpu_s": cpu, "predictions": s.inference_count.get(v, 0)}
                 for v, cpu in s.inference_cpu_s.items()

@@ -9,7 +9,6 @@ from contextlib import suppress
 
 from confluent_kafka import Producer
 
-from learners.online import OnlineLogistic
 from schemas import Serde
 from schemas.serde import default_registry
 from streamlearn.access import running_worker, worker_file
@@ -24,6 +23,7 @@ from streams.dead_letters import DeadLetterWriter
 from streams.features import FEATURE_NAMES
 from streams.merchant_risk import REFRESH_SQL, MerchantRisk
 from streams.model_feed import ModelFeed
+from streams.online import OnlineLearning, save_checkpoint_sync, start_checkpoints
 from streams.schema_feed import SchemaFeed
 from streams.sink import StoreSink
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 def build_context(settings: Settings, store: Store) -> WorkerContext:
     registry = default_registry()
+    online = OnlineLearning(settings.learners, FEATURE_NAMES)
     ctx = WorkerContext(
         settings=settings,
         store=store,
@@ -43,11 +44,12 @@ def build_context(settings: Settings, store: Store) -> WorkerContext:
             if settings.model_signing_key
             else None
         ),
-        learner=OnlineLogistic(FEATURE_NAMES),
+        learner=online.lr,  # type: ignore[arg-type]  # the lr learner: river_score
         merchant_risk=MerchantRisk(),
         txn_serde=Serde("Transaction", registry),
         outcome_serde=Serde("Outcome", registry),
         prediction_serde=Serde("Prediction", registry),
+        online=online,
     )
     errors = ctx.delivery_errors
 
@@ -86,6 +88,13 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     store = Store(settings.store_url)
     store.migrate()
     ctx = build_context(settings, store)
+    signing_key = settings.model_signing_key
+    restored = start_checkpoints(
+        ctx,
+        settings.state_dir,
+        settings.worker_id,
+        signing_key.get_secret_value().encode() if signing_key else None,
+    )
     ctx.merchant_risk.replace(store.query_rows(REFRESH_SQL)[1])
     schema_feed = SchemaFeed(settings, ctx.registry)
     schema_feed.start()
@@ -99,7 +108,8 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     current = ctx.champion.current
     print(
         f"streamlearn worker {settings.worker_id}: Kafka {settings.kafka_bootstrap}, "
-        f"model {current.version if current else 'none'}, http://127.0.0.1:{settings.web_port}/status/",
+        f"model {current.version if current else 'none'}, "
+        f"learners {'restored from checkpoint' if restored else 'new'}, http://127.0.0.1:{settings.web_port}/status/",
         flush=True,
     )
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
@@ -111,6 +121,8 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
                 marker.unlink()
         model_feed.stop()
         schema_feed.stop()
+        with suppress(OSError, ValueError):
+            save_checkpoint_sync(ctx)  # the learners as they stopped, with what they covered
         ctx.producer.flush(30)
         with suppress(Exception):
             ctx.dlq.flush()

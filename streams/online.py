@@ -1,0 +1,327 @@
+"""The worker's online learning: learners, blend, drift monitors, metrics rows, checkpoints.
+
+Scoring calls `score()` once per batch; learning calls `learn()` once per labeled outcome.
+Data-drift reference bins come from the champion release (`reference_bins`: feature ->
+{"edges", "proportions"}) when it carries them, else from the first REFERENCE_ROWS feature
+vectors this worker scored (documented stand-in: the drift is then measured against the
+traffic the worker started on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import os
+import secrets
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learners import checkpoint
+from learners.blend import BLEND, Blend
+from learners.drift import (
+    ConceptDrift,
+    DataDrift,
+    DriftEvent,
+    ReferenceBins,
+    ScoreDrift,
+    reference_bins,
+)
+from learners.metrics import Scorecard
+from learners.registry import Learner, build_learners
+
+log = logging.getLogger(__name__)
+CHAMPION = "lightgbm"
+REFERENCE_ROWS = 5000
+DRIFT_COLUMNS = ("time", "kind", "subject", "statistic", "threshold", "model_version", "details")
+METRIC_COLUMNS = (
+    "time",
+    "worker",
+    "scorer",
+    "labels",
+    "positives",
+    "auc_rolling",
+    "auc",
+    "logloss",
+)
+
+
+class OnlineLearning:
+    def __init__(self, spec: str, feature_names: Sequence[str]) -> None:
+        self.feature_names = tuple(feature_names)
+        self.learners: list[Learner] = build_learners(spec, self.feature_names)
+        self.blend = Blend([CHAMPION, *(m.name for m in self.learners)], lead=CHAMPION)
+        self.data_drift: DataDrift | None = None
+        self._reference_rows: list[np.ndarray] = []
+        self.score_drift = ScoreDrift()
+        self.concept_drift = ConceptDrift(CHAMPION)
+        self.served_source = ""
+        self.unsaved_drift: list[tuple[DriftEvent, str]] = []
+        self.recent_drift: deque[dict[str, Any]] = deque(maxlen=20)
+        self.covered: dict[int, int] = {}  # outcome partition -> last offset learned
+        self.skipped_outcomes = 0  # at or below a restored checkpoint's offsets
+        self.checkpoint_path: Path | None = None
+        self.key = b""
+        self.restored = False
+
+    @property
+    def lr(self) -> Learner:
+        return self.learners[0]
+
+    # -- scoring -------------------------------------------------------------------------
+    def score(
+        self,
+        matrix: np.ndarray,
+        lgbm: np.ndarray | None,
+        time_ms: int,
+        version: str,
+        release: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every component score and the served one; learns hst and watches drift."""
+        columns: dict[str, np.ndarray] = {m.name: m.score_batch(matrix) for m in self.learners}
+        if lgbm is not None:
+            columns[CHAMPION] = lgbm
+        columns[BLEND] = self.blend.score_batch(columns, len(matrix))
+        if self.blend.ready:
+            source = BLEND
+        elif lgbm is not None:
+            source = CHAMPION
+        else:
+            source = self.lr.name
+        served = columns[source]
+        for m in self.learners:
+            m.learn_unlabeled(matrix)
+        if source != self.served_source:
+            self.served_source = source
+            self.score_drift.reset()  # a new source is not a drift of the served score
+        self._record(self.score_drift.update(served, time_ms), version)
+        self._watch_data(matrix, time_ms, version, release)
+        return columns, served
+
+    def _watch_data(
+        self, matrix: np.ndarray, time_ms: int, version: str, release: Mapping[str, Any] | None
+    ) -> None:
+        if self.data_drift is None:
+            reference = _release_reference(release)
+            if reference is None:
+                self._reference_rows.append(np.array(matrix))
+                if sum(len(r) for r in self._reference_rows) < REFERENCE_ROWS:
+                    return
+                rows = np.vstack(self._reference_rows)
+                self._reference_rows = []
+                reference = reference_bins(rows, self.feature_names)
+                log.info("data drift reference: the first %d scored events", len(rows))
+            self.data_drift = DataDrift(self.feature_names, reference)
+            return
+        self._record(self.data_drift.update(matrix, time_ms), version)
+
+    # -- learning ------------------------------------------------------------------------
+    def learn(
+        self, features: Sequence[float], scores: Mapping[str, float], is_fraud: bool, time_ms: int
+    ) -> None:
+        for m in self.learners:
+            m.learn(features, is_fraud)
+        self.blend.learn(scores, is_fraud)
+        champion = scores.get(CHAMPION)
+        if champion is not None:
+            self._record(self.concept_drift.update(champion, is_fraud, time_ms), "")
+
+    def covers(self, partition: int, offset: int) -> bool:
+        """Already learned before the restored checkpoint was written."""
+        return offset <= self.covered.get(partition, -1)
+
+    def mark_learned(self, partition: int, offset: int) -> None:
+        if offset > self.covered.get(partition, -1):
+            self.covered[partition] = offset
+
+    def status(self) -> dict[str, Any]:
+        """The /status fields of online learning."""
+        return {
+            "learners": [m.name for m in self.learners],
+            "served_by": self.served_source,
+            "blend": {
+                "ready": self.blend.ready,
+                "labels": self.blend.labels,
+                "weights": self.blend.weights_by_component(),
+            },
+            "drift_events": list(self.recent_drift),
+            "drift_psi": dict(self.data_drift.last_psi) if self.data_drift else {},
+            "checkpoint": {
+                "restored": self.restored,
+                "covered_offsets": {str(p): o for p, o in self.covered.items()},
+                "skipped_outcomes": self.skipped_outcomes,
+            },
+        }
+
+    # -- drift events --------------------------------------------------------------------
+    def _record(self, events: list[DriftEvent], version: str) -> None:
+        for e in events:
+            log.warning("drift: %s %s %.4f > %.4f", e.kind, e.subject, e.statistic, e.threshold)
+            self.unsaved_drift.append((e, version))
+            self.recent_drift.append(
+                {
+                    "time_ms": e.time_ms,
+                    "kind": e.kind,
+                    "subject": e.subject,
+                    "statistic": e.statistic,
+                    "threshold": e.threshold,
+                    "details": e.details,
+                }
+            )
+
+    def drift_rows(self) -> list[list[Any]]:
+        return [
+            [_utc(e.time_ms), e.kind, e.subject, e.statistic, e.threshold, v, e.details]
+            for e, v in self.unsaved_drift
+        ]
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def state(self, scorecard: Scorecard, early: Any) -> dict[str, Any]:
+        return {
+            "feature_names": self.feature_names,
+            "learners": self.learners,
+            "blend": self.blend,
+            "concept_drift": self.concept_drift,
+            "scorecard": scorecard,
+            "early": early,
+        }
+
+    def restore(self, state: Mapping[str, Any], offsets: Mapping[int, int]) -> bool:
+        """Take the checkpoint's learners if they are the configured ones (same features)."""
+        names = [m.name for m in state["learners"]]
+        if tuple(state["feature_names"]) != self.feature_names or names != [
+            m.name for m in self.learners
+        ]:
+            log.warning("checkpoint learners %s differ from the configured ones: ignored", names)
+            return False
+        self.learners = list(state["learners"])
+        self.blend = state["blend"]
+        self.concept_drift = state["concept_drift"]
+        self.covered = dict(offsets)
+        self.restored = True
+        return True
+
+
+def metric_rows(scorecard: Scorecard, worker: str, now: dt.datetime) -> list[list[Any]]:
+    return [
+        [
+            now,
+            worker,
+            scorer,
+            int(m["labels"]),
+            int(m["positives"]),
+            m["auc_rolling"],
+            m["auc"],
+            m["logloss"],
+        ]
+        for scorer, m in scorecard.snapshot().items()
+    ]
+
+
+def rows_token(kind: str, worker: str, rows: list[list[Any]]) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for row in rows:
+        h.update(repr(row).encode())
+    return f"{kind}:{worker}:{h.hexdigest()}"
+
+
+def checkpoint_key(state_dir: Path, signing_key: bytes | None) -> bytes:
+    """The settings' signing key, else a random per-deployment key kept beside checkpoints."""
+    if signing_key:
+        return signing_key
+    path = state_dir / "checkpoints" / "key"
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+def checkpoint_path(state_dir: Path, worker_id: str) -> Path:
+    return state_dir / "checkpoints" / f"{worker_id}.ckpt"
+
+
+async def flush_drift(ctx: Any) -> int:
+    """Store the drift events detected since the last flush in streamlearn.drift_events."""
+    online: OnlineLearning = ctx.online
+    rows = online.drift_rows()
+    if rows:
+        await ctx.sink.insert("drift_events", rows, DRIFT_COLUMNS, rows_token("drift", "", rows))
+        del online.unsaved_drift[: len(rows)]
+    return len(rows)
+
+
+async def flush_online_metrics(ctx: Any, worker: str) -> int:
+    """One row per scorer: the Scorecard as it stands now (streamlearn.online_metrics)."""
+    rows = metric_rows(ctx.scorecard, worker, dt.datetime.now(dt.UTC))
+    if rows:
+        token = rows_token("metrics", worker, rows)
+        await ctx.sink.insert("online_metrics", rows, METRIC_COLUMNS, token)
+    return len(rows)
+
+
+def save_checkpoint_sync(ctx: Any) -> int:
+    online: OnlineLearning = ctx.online
+    if online.checkpoint_path is None or not online.covered:
+        return 0
+    state = online.state(ctx.scorecard, ctx.early)
+    return checkpoint.save(online.checkpoint_path, state, online.covered, online.key)
+
+
+async def save_checkpoint_now(ctx: Any) -> int:
+    """Pickle on the loop (state is consistent between batches), sign and write in a thread."""
+    online: OnlineLearning = ctx.online
+    if online.checkpoint_path is None or not online.covered:
+        return 0
+    return await asyncio.to_thread(
+        checkpoint.write_bytes,
+        online.checkpoint_path,
+        checkpoint.dumps(online.state(ctx.scorecard, ctx.early), online.covered, online.key),
+    )
+
+
+def start_checkpoints(ctx: Any, state_dir: Path, worker_id: str, signing_key: bytes | None) -> bool:
+    """Where this worker checkpoints, with which key; restore the last checkpoint if it verifies."""
+    online: OnlineLearning = ctx.online
+    online.key = checkpoint_key(state_dir, signing_key)
+    online.checkpoint_path = checkpoint_path(state_dir, worker_id)
+    return load_checkpoint(online, ctx, online.checkpoint_path, online.key)
+
+
+def load_checkpoint(online: OnlineLearning, ctx: Any, path: Path, key: bytes) -> bool:
+    """Restore learners, blend, scorecard and parked outcomes if the file verifies."""
+    if not path.exists():
+        return False
+    try:
+        state, offsets = checkpoint.load(path, key)
+    except checkpoint.CheckpointRejected as exc:
+        log.warning("checkpoint refused: %s", exc)
+        return False
+    if not online.restore(state, offsets):
+        return False
+    ctx.scorecard = state["scorecard"]
+    ctx.early = state["early"]
+    ctx.learner = online.lr
+    return True
+
+
+def _release_reference(release: Mapping[str, Any] | None) -> dict[str, ReferenceBins] | None:
+    bins = (release or {}).get("reference_bins")
+    if not bins:
+        return None
+    return {
+        name: ReferenceBins(np.asarray(b["edges"]), np.asarray(b["proportions"]))
+        for name, b in bins.items()
+    }
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000.0, dt.UTC)

@@ -1,0 +1,80 @@
+"""The worker's online learning without Kafka: served source, drift rows, checkpoint restore."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from learners.metrics import Scorecard
+from streams.features import FEATURE_NAMES
+from streams.online import (
+    REFERENCE_ROWS,
+    OnlineLearning,
+    metric_rows,
+    save_checkpoint_sync,
+    start_checkpoints,
+)
+from streams.pending import BoundedMap
+
+
+def batch(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = rng.lognormal(1.0, 1.0, size=(n, len(FEATURE_NAMES)))
+    m[:, 0] *= 1.0 + shift  # amount
+    m[:, 1] = np.log1p(m[:, 0])  # log_amount
+    return m
+
+
+def ctx_of(online: OnlineLearning) -> SimpleNamespace:
+    return SimpleNamespace(online=online, scorecard=Scorecard(), early=BoundedMap(10), learner=None)
+
+
+def test_serves_lr_then_champion_then_blend_and_names_drifted_features() -> None:
+    online = OnlineLearning("lr,hst", FEATURE_NAMES)
+    cols, served = online.score(batch(500, 1), None, 0, "none")
+    assert set(cols) == {"river_lr", "river_hst", "blend"} and online.served_source == "river_lr"
+    lgbm = np.full(500, 0.01)
+    cols, served = online.score(batch(500, 2), lgbm, 0, "v1")
+    assert online.served_source == "lightgbm" and np.array_equal(served, lgbm)
+    rng = np.random.default_rng(3)
+    for i in range(400):
+        y = bool(rng.random() < 0.05)
+        online.learn(batch(1, 10 + i)[0].tolist(), {"lightgbm": 0.9 if y else 0.01}, y, 0)
+    online.score(batch(500, 4), lgbm, 0, "v1")
+    assert online.served_source == "blend"
+    for i in range(REFERENCE_ROWS // 500 + 12):
+        online.score(
+            batch(500, 100 + i, shift=3.0 if i > REFERENCE_ROWS // 500 else 0.0), lgbm, i, "v1"
+        )
+    subjects = {e.subject for e, _ in online.unsaved_drift if e.kind == "data"}
+    assert {"amount", "log_amount"} <= subjects
+    assert len(online.drift_rows()[0]) == 7
+    assert online.status()["drift_events"]
+
+
+def test_checkpoint_restores_learners_and_covered_offsets(tmp_path: Path) -> None:
+    online = OnlineLearning("lr,hat,hst", FEATURE_NAMES)
+    ctx = ctx_of(online)
+    assert not start_checkpoints(ctx, tmp_path, "w1", None)
+    assert (tmp_path / "checkpoints" / "key").stat().st_mode & 0o777 == 0o600
+    online.learn(batch(1, 1)[0].tolist(), {}, True, 0)
+    ctx.scorecard.update(True, {"river_lr": 0.7})
+    online.mark_learned(0, 41)
+    assert save_checkpoint_sync(ctx) > 0
+
+    again = OnlineLearning("lr,hat,hst", FEATURE_NAMES)
+    ctx2 = ctx_of(again)
+    assert start_checkpoints(ctx2, tmp_path, "w1", None)
+    assert again.covers(0, 41) and not again.covers(0, 42) and not again.covers(1, 0)
+    assert again.lr.learned == 1 and ctx2.learner is again.lr
+    assert ctx2.scorecard.by_scorer["river_lr"].labels == 1
+    rows = metric_rows(ctx2.scorecard, "w1", dt.datetime.now(dt.UTC))
+    assert rows[0][1:5] == ["w1", "river_lr", 1, 1]
+
+    # A different key (e.g. the signing key set since): refused, the learners start anew.
+    third = OnlineLearning("lr,hat,hst", FEATURE_NAMES)
+    assert not start_checkpoints(ctx_of(third), tmp_path, "w1", b"another key")
+    assert third.lr.learned == 0
