@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     learners: str = Field(
         "lr,hst", description="Online learners, a comma list of lr, hat, hst (lr always runs)."
     )
+    drift_psi_threshold: float = Field(
+        0.2, gt=0, description="PSI above which a feature's recent distribution has drifted."
+    )
     learner_checkpoint_s: float = Field(
         60.0, gt=0, description="Seconds between checkpoints of the learners' state."
     )

@@ -52,8 +52,11 @@ METRIC_COLUMNS = (
 
 
 class OnlineLearning:
-    def __init__(self, spec: str, feature_names: Sequence[str]) -> None:
+    def __init__(
+        self, spec: str, feature_names: Sequence[str], *, psi_threshold: float = 0.2
+    ) -> None:
         self.feature_names = tuple(feature_names)
+        self.psi_threshold = psi_threshold
         self.learners: list[Learner] = build_learners(spec, self.feature_names)
         self.blend = Blend([CHAMPION, *(m.name for m in self.learners)], lead=CHAMPION)
         self.data_drift: DataDrift | None = None
@@ -116,7 +119,7 @@ class OnlineLearning:
                 self._reference_rows = []
                 reference = reference_bins(rows, self.feature_names)
                 log.info("data drift reference: the first %d scored events", len(rows))
-            self.data_drift = DataDrift(self.feature_names, reference)
+            self.data_drift = DataDrift(self.feature_names, reference, threshold=self.psi_threshold)
             return
         self._record(self.data_drift.update(matrix, time_ms), version)
 

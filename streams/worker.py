@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 def build_context(settings: Settings, store: Store) -> WorkerContext:
     registry = default_registry()
-    online = OnlineLearning(settings.learners, FEATURE_NAMES)
+    online = OnlineLearning(
+        settings.learners, FEATURE_NAMES, psi_threshold=settings.drift_psi_threshold
+    )
     ctx = WorkerContext(
         settings=settings,
         store=store,
