@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JARS := $(VENV)/.broker-jars
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit bench up down lint format check clean
+.PHONY: help setup demo test test-unit chaos bench up down lint format check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,9 @@ demo: setup ## Start the local broker and run the end-to-end demo
 
 test: setup ## Run all tests (integration tests start their own broker)
 	$(BIN)/pytest -q
+
+chaos: setup ## Fault-injection suite and its table (CHAOS_PROFILE=full for the long profile)
+	$(BIN)/pytest -q -m chaos -s tests/chaos
 
 test-unit: setup ## Run the tests that need no broker
 	$(BIN)/pytest -q -m "not integration"

@@ -6,6 +6,7 @@ import json
 import logging
 
 from confluent_kafka import Message
+from fastavro.schema import SchemaParseException
 
 from schemas import SchemaRegistry
 from streamlearn.settings import Settings
@@ -33,10 +34,14 @@ class SchemaFeed:
         self.follower.stop()
 
     def _on_message(self, msg: Message) -> None:
+        # Anyone who can write to the topic can put anything on it: a message that is not a
+        # record schema is skipped, never raised (at start that would stop every worker).
         try:
             schema = json.loads(msg.value())
+            if not isinstance(schema, dict) or schema.get("type") != "record":
+                raise ValueError("not an Avro record schema")
             fp = self.registry.add(schema)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, SchemaParseException) as exc:
             log.error("ignoring unreadable schema at %s@%d: %s", msg.topic(), msg.offset(), exc)
             return
         log.info("writer schema %s registered (%s)", schema.get("name"), fp.hex())
