@@ -32,6 +32,8 @@ LOG4J = COMPOSE_DIR / "log4j2.xml"
 MAIN_CLASS = "kafka.Kafka"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 MESSAGE_MAX_BYTES = 64 * 1024 * 1024  # model releases can be big
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+JAAS_UNSAFE = ' "\\;=,[]'
 
 # Brokers started by this process, so their exit is reaped (no zombie looks alive).
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -53,18 +55,25 @@ def local_port(settings: Settings) -> int:
     return int(port)
 
 
-def render_properties(port: int, data_dir: Path) -> str:
-    """server.properties of a combined broker+controller; the controller listens on port + 1."""
+def render_properties(
+    port: int, data_dir: Path, sasl_user: str | None = None, sasl_password: str | None = None
+) -> str:
+    """server.properties of a combined broker+controller; the controller listens on port + 1.
+
+    With a SASL user, clients connect over SASL_PLAINTEXT (PLAIN, or SCRAM-SHA-256/512 with
+    the credentials `format` stored); the controller listener stays PLAINTEXT on 127.0.0.1.
+    """
     cport = port + 1
+    listener = "SASL_PLAINTEXT" if sasl_user else "PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"{listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+        "advertised.listeners": f"{listener}://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": listener,
         "log.dirs": str(data_dir),
         "num.partitions": "4",
         "num.network.threads": "2",
@@ -81,7 +90,33 @@ def render_properties(port: int, data_dir: Path) -> str:
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
     }
+    if sasl_user:
+        user, password = _jaas_quote(sasl_user), _jaas_quote(sasl_password or "")
+        sasl_user = user
+        prefix = "listener.name.sasl_plaintext"
+        props |= {
+            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            f"{prefix}.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{user}" password="{password}" user_{sasl_user}="{password}";'
+            ),
+        }
+        for mech in SASL_MECHANISMS[1:]:
+            props[f"{prefix}.{mech.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
     return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def _jaas_quote(value: str) -> str:
+    """A SASL user name or password as it may stand in the JAAS line and the SCRAM argument."""
+    if not value or any(c in value for c in JAAS_UNSAFE) or not value.isprintable():
+        raise ConfigError(
+            "the local broker's SASL user name and password must be non-empty, printable, "
+            f"without spaces or any of {JAAS_UNSAFE.strip()}: change STREAMLEARN_KAFKA_SASL_*"
+        )
+    return value
 
 
 def parse_java_major(version_output: str) -> int | None:
@@ -133,8 +168,17 @@ def resolve_classpath(kafka_dir: Path, pom: Path = POM) -> str:
 def up(settings: Settings, wait_s: float = 90) -> str:
     """Start the local broker unless one already answers; return its bootstrap string."""
     port = local_port(settings)
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        raise ConfigError("`up` runs a PLAINTEXT broker: unset STREAMLEARN_KAFKA_SECURITY_PROTOCOL")
+    if settings.kafka_security_protocol not in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        raise ConfigError(
+            "`up` runs a PLAINTEXT or SASL_PLAINTEXT broker: "
+            "set STREAMLEARN_KAFKA_SECURITY_PROTOCOL to one of them"
+        )
+    if settings.kafka_security_protocol == "SASL_PLAINTEXT" and not (
+        settings.kafka_sasl_username and settings.kafka_sasl_password
+    ):
+        raise ConfigError(
+            "a SASL_PLAINTEXT broker needs STREAMLEARN_KAFKA_SASL_USERNAME and _PASSWORD"
+        )
     bootstrap = f"127.0.0.1:{port}"
     local = settings.with_overrides(kafka_bootstrap=bootstrap)
     kdir = _dir(settings)
@@ -166,15 +210,24 @@ def _start(settings: Settings, kdir: Path, port: int) -> int:
     java = _java()
     cp = resolve_classpath(kdir)
     props, data = kdir / "server.properties", kdir / "data"
-    props.write_text(render_properties(port, data))
+    user, password = _sasl_user(settings)
+    props.touch(mode=0o600)  # it may hold the SASL password
+    props.chmod(0o600)
+    props.write_text(render_properties(port, data, user, password))
     jvm = [f"-Xmx{settings.broker_heap}", f"-Xms{settings.broker_heap}", "-XX:+UseG1GC"]
     jvm += ["-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J}"]
     jvm += [f"-Dkafka.logs.dir={kdir}", "-cp", cp]
     if not (data / "meta.properties").exists():
         fmt = [java, *jvm, "kafka.tools.StorageTool", "format", "-t", new_cluster_id()]
+        if user:  # SCRAM credentials live in the cluster metadata, written at format time
+            for mech in SASL_MECHANISMS[1:]:
+                fmt += ["--add-scram", f"{mech}=[name={user},password={password}]"]
         proc = subprocess.run([*fmt, "-c", str(props)], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise BrokerUnavailable(f"formatting {data} failed: {_last(proc.stderr + proc.stdout)}")
+            output = _last(proc.stderr + proc.stdout)
+            if password:
+                output = output.replace(password, "***")
+            raise BrokerUnavailable(f"formatting {data} failed: {output}")
     with (kdir / "broker.out").open("wb") as out:
         child = subprocess.Popen(
             [java, *jvm, MAIN_CLASS, str(props)],
@@ -209,6 +262,13 @@ def pid(settings: Settings) -> int | None:
     return _running_pid(_dir(settings))
 
 
+def _sasl_user(settings: Settings) -> tuple[str | None, str | None]:
+    if settings.kafka_security_protocol != "SASL_PLAINTEXT":
+        return None, None
+    password = settings.kafka_sasl_password
+    return settings.kafka_sasl_username, password.get_secret_value() if password else None
+
+
 def _dir(settings: Settings) -> Path:
     return settings.state_dir / "kafka"
 
@@ -222,7 +282,8 @@ def _lock(kdir: Path) -> Iterator[None]:
 
 
 def _configured_port(kdir: Path) -> int | None:
-    m = re.search(r"^listeners=PLAINTEXT://[^:]+:(\d+)", _read(kdir / "server.properties"), re.M)
+    text = _read(kdir / "server.properties")
+    m = re.search(r"^listeners=(?:SASL_)?PLAINTEXT://[^:]+:(\d+)", text, re.M)
     return int(m.group(1)) if m else None
 
 
