@@ -7,6 +7,8 @@ sends ten times the events and injects more faults.
 from __future__ import annotations
 
 import os
+import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -117,6 +119,22 @@ class PacedProducer(threading.Thread):
             assert time.monotonic() < deadline, f"producer stuck at {self.progress:.0%}"
             assert self.is_alive() or self.progress >= fraction, "the producer stopped"
             time.sleep(0.05)
+
+
+def free_port_pair() -> int:
+    """A port whose successor (the KRaft controller's) is free too, below the ephemeral range
+    (32768+), so no client connection can take either between this check and the broker's bind."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        try:
+            for p in (port, port + 1):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free pair of ports in 20000..32000")
 
 
 def remote_distinct(settings: Settings) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +26,7 @@ from streamlearn.settings import Settings
 from tests.chaos.harness import (
     PacedProducer,
     StoreFigures,
+    free_port_pair,
     predicted,
     remote_ids,
     scaled,
@@ -153,17 +153,6 @@ def test_sigterm_mid_stream_then_restart(settings: Settings, tmp_path: Path) -> 
     )
 
 
-def _free_pair() -> int:
-    """A free port whose successor (the KRaft controller's) is free too."""
-    for _ in range(50):
-        port = free_port()
-        if port < 65000:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
-                    return port
-    raise AssertionError("no free pair of ports")
-
-
 @pytest.mark.timeout(scaled(240, 900))
 def test_broker_restart_under_load(settings: Settings, tmp_path: Path) -> None:
     """The broker stopped (SIGTERM; SIGKILL too in the full profile) and restarted under load.
@@ -171,7 +160,7 @@ def test_broker_restart_under_load(settings: Settings, tmp_path: Path) -> None:
     Runs on a broker of its own (own port and state dir): the session broker is shared.
     """
     own = settings.with_overrides(
-        kafka_bootstrap=f"127.0.0.1:{_free_pair()}", state_dir=tmp_path / "own"
+        kafka_bootstrap=f"127.0.0.1:{free_port_pair()}", state_dir=tmp_path / "own"
     )
     outages = scaled(1, 3)
     n = scaled(2500, 20_000)

@@ -7,7 +7,6 @@ The broker runs on its own port and state dir (the session broker is PLAINTEXT a
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from streamlearn.errors import StreamlearnError
 from streamlearn.kafka import confluent_config
 from streamlearn.processes import WorkerProcess
 from streamlearn.settings import Settings, settings_env
+from tests.chaos.harness import free_port_pair
 from tests.conftest import free_port
 from tests.integration.kafka_helpers import consume_all, produce
 from tests.integration.test_pipeline import PREDICTION, simulated, txn_message
@@ -31,20 +31,10 @@ USER = "streamlearn-test"
 PASSWORD = f"pw-{uuid4().hex}"  # unique, so a grep cannot match anything else
 
 
-def _free_pair() -> int:
-    for _ in range(50):
-        port = free_port()
-        if port < 65000:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
-                    return port
-    raise AssertionError("no free pair of ports")
-
-
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     base = Settings(
-        kafka_bootstrap=f"127.0.0.1:{_free_pair()}",
+        kafka_bootstrap=f"127.0.0.1:{free_port_pair()}",
         state_dir=tmp_path_factory.mktemp("sasl-broker"),
         kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_mechanism="PLAIN",
@@ -54,6 +44,7 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     try:
         broker.up(base)
     except StreamlearnError as exc:
+        broker.down(base)
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(f"the SASL broker did not start under CI: {exc}", pytrace=False)
         pytest.skip(f"the SASL test needs the local Kafka broker: {exc}")
