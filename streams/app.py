@@ -16,6 +16,7 @@ from streamlearn.settings import Settings
 from streams.context import WorkerContext
 from streams.learning import learn_batch
 from streams.merchant_risk import REFRESH_SQL
+from streams.offsets import OffsetGuard, admit_or_seek
 from streams.online import flush_drift, flush_online_metrics, save_checkpoint_now
 from streams.scoring import TXN_COLUMNS, score_batch
 from streams.usage import UsageMeter, flush_usage
@@ -66,12 +67,18 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
 
+    txn_guard = OffsetGuard(settings.topic("transactions"))
+    outcome_guard = OffsetGuard(settings.topic("outcomes"))
+    ctx.offset_guards = (txn_guard, outcome_guard)
+
     # One actor per partition: a batch never mixes partitions, so every table change lands in
     # the changelog partition of the events that caused it. noack_take: an event is acked by
     # the writer once its outputs are durable, never by Faust when the batch is handed out.
     @app.agent(transactions, isolated_partitions=True)
     async def score(stream: Any) -> None:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
+            if not await admit_or_seek(txn_guard, events):
+                continue
             try:
                 await score_batch(ctx, stream, events)
             except Exception as exc:
@@ -81,6 +88,8 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
         async for events in stream.noack_take(1000, within=0.2):
+            if not await admit_or_seek(outcome_guard, events):
+                continue
             try:
                 await learn_batch(ctx, events)
             except Exception as exc:
@@ -90,6 +99,11 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
                 await stream.ack(event)
 
     ctx.writer = BatchWriter(ctx, TXN_COLUMNS)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:
+        for guard in (txn_guard, outcome_guard):
+            guard.forget({tp.partition for tp in revoked if tp.topic == guard.topic})
 
     @app.task
     async def write() -> None:

@@ -41,4 +41,5 @@ class WorkerContext:
     delivery_errors: list[str] = field(default_factory=list)
     registry: SchemaRegistry | None = None
     writer: Any = None  # streams.writer.BatchWriter, bound to the running loop
+    offset_guards: tuple = ()  # streams.offsets.OffsetGuard per input topic
     online: Any = None  # streams.online.OnlineLearning: learners, blend, drift monitors

@@ -52,6 +52,7 @@ def status_snapshot(ctx: WorkerContext) -> dict[str, Any]:
             "duplicate_outcomes": s.duplicate_outcomes,
             "conflicting_outcomes": s.conflicting_outcomes,
             "replayed_transactions": s.replayed_transactions,
+            "offset_holes_reread": sum(g.holes for g in ctx.offset_guards),
             "pending_transactions": len(ctx.pending),
             "merchants_with_labels": len(ctx.merchant_risk),
             "store_down_since": ctx.sink.down_since,
