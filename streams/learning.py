@@ -102,6 +102,13 @@ async def _learn(ctx: WorkerContext, outcomes: list[dict[str, Any]]) -> None:
             missing.append(txn_id)
     if missing:
         found.update(await _lookup(ctx, missing))
+        # The scoring agent may have scored some of them while the lookup ran (not yet in
+        # the store): take them from pending now, or they would be parked as early for good.
+        for txn_id in missing:
+            if txn_id not in found:
+                scored = ctx.pending.pop(txn_id)
+                if scored is not None:
+                    found[txn_id] = scored
 
     for outcome in outcomes:
         txn_id = outcome["transaction_id"]
