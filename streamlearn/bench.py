@@ -134,6 +134,7 @@ class PredictionWatcher:
         self.count = 0
         self.scored_at: list[int] = []
         self.latency_ms: list[float] = []
+        self.event_ms: list[int] = []
         self.versions: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -151,6 +152,7 @@ class PredictionWatcher:
                 self.count += 1
                 self.scored_at.append(p["scored_at"])
                 self.latency_ms.append(now - p["event_time"])
+                self.event_ms.append(p["event_time"])
                 self.versions[p["model_version"]] = self.versions.get(p["model_version"], 0) + 1
 
     def wait(self, n: int, timeout: float) -> None:
@@ -166,6 +168,7 @@ class PredictionWatcher:
         self.count = 0
         self.scored_at = []
         self.latency_ms = []
+        self.event_ms = []
 
     def close(self) -> None:
         self._stop.set()
@@ -218,6 +221,7 @@ def run_bench(base: Settings, *, events: int, latency_rate: float, latency_s: fl
         _produce(settings, live, paced_rate=latency_rate)
         watcher.wait(len(live), timeout=latency_s + 120)
         lat = np.asarray(watcher.latency_ms)
+        sent_at = np.asarray(watcher.event_ms)
         worker.status()
     finally:
         worker.stop()
@@ -248,6 +252,14 @@ def run_bench(base: Settings, *, events: int, latency_rate: float, latency_s: fl
         lt.add_column(col)
     lt.add_row(f"{len(lat):,}", f"{p50:.1f}", f"{p99:.1f}", f"{lat.max():.1f}")
     console.print(lt)
+    # Where the tail sits: p99 per 5-second slice of the run.
+    t0 = sent_at.min()
+    slices = []
+    for start in range(0, int(latency_s), 5):
+        mask = (sent_at >= t0 + start * 1000) & (sent_at < t0 + (start + 5) * 1000)
+        if mask.any():
+            slices.append(f"{start}-{start + 5}s: {np.percentile(lat[mask], 99):.0f}")
+    console.print("p99 ms per 5 s slice: " + ", ".join(slices))
     result = {
         "throughput": {f.name: round(f.rate, 1) for f in figures},
         "latency_ms": {"p50": p50, "p99": p99, "max": float(lat.max()), "rate": latency_rate},

@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, description="Worker HTTP port (status, store access).")
     batch_size: int = Field(500, ge=1, description="Max events scored per micro-batch.")
     batch_within: float = Field(0.05, gt=0, description="Max seconds to fill a micro-batch.")
-    merchant_risk_refresh_s: float = Field(30.0, gt=0, description="Merchant fraud-rate refresh.")
+    merchant_risk_refresh_s: float = Field(
+        300.0, gt=0, description="Seconds between merchant fraud-rate refreshes (daily buckets)."
+    )
     max_event_age_days: int = Field(400, description="Older event times go to dead-letters.")
     max_event_future_s: int = Field(3600, description="Event times this far ahead are invalid.")
     learners: str = Field(
