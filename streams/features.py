@@ -49,7 +49,10 @@ FEATURE_VERSION = "v1"
 
 
 def new_card_state() -> list[Any]:
-    """[last_t, counts x4, sums x4, usual_amount, total, recent merchants, applied ids]."""
+    """[last_t, counts x4, sums x4, usual_amount, total, recent merchants, applied ids].
+
+    The worker appends [partition, offset] of the last event applied, to spot Kafka replays.
+    """
     return [None, [0.0] * _NW, [0.0] * _NW, None, 0, [], []]
 
 
@@ -104,7 +107,7 @@ def compute(
     amount = float(txn["amount"])
     merchant_id = txn["merchant_id"]
 
-    c_last, c_counts, c_sums, usual, total, recent, applied = card
+    c_last, c_counts, c_sums, usual, total, recent, applied = card[:7]
     c_ref, c_counts, c_sums = _decayed(c_last, c_counts, c_sums, t)
     m_last, m_counts, m_sums = merchant
     m_ref, m_counts, m_sums = _decayed(m_last, m_counts, m_sums, t)

@@ -42,11 +42,19 @@ TXN_COLUMNS = (
     "source_offset",
 )
 DAY_MS = 86_400_000
-REPLAY_MEMORY = 8  # transaction ids per card remembered to spot a replayed event
+REPLAY_MEMORY = 8  # transaction ids per card remembered to spot an upstream resend
 
 
 def _utc(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000.0, dt.UTC)
+
+
+def _already_applied(card: list[Any], partition: int, offset: int, txn: dict[str, Any]) -> bool:
+    """A Kafka replay (offset at or below the card's last applied one on this partition) or
+    an upstream resend (a transaction id among the card's last ones)."""
+    if len(card) > 7 and card[7][0] == partition and offset <= card[7][1]:
+        return True
+    return txn["transaction_id"] in card[6]
 
 
 async def score_batch(ctx: WorkerContext, stream: Any, events: list[Any]) -> None:
@@ -86,20 +94,22 @@ async def score_batch(ctx: WorkerContext, stream: Any, events: list[Any]) -> Non
         card_key = "c:" + txn["card_id"]
         merchant_key = f"m:{txn['merchant_id']}@{msg.partition}"
         card = state.get(card_key)
+        if card is not None and _already_applied(card, msg.partition, msg.offset, txn):
+            # Its prediction and row were made when it was first applied (the state reaches
+            # the changelog only after they are durable): scoring it again from a state that
+            # already holds it would log other features, so it is skipped and counted.
+            ctx.stats.replayed_transactions += 1
+            continue
         merchant = state.get(merchant_key)
         features, new_card, new_merchant = compute(
             txn, card, merchant, rate(txn["merchant_id"], txn["event_time"])
         )
-        seen = new_card[6]
-        if txn["transaction_id"] in seen:
-            # A replayed event (same transaction_id): score it again, count it once.
-            ctx.stats.replayed_transactions += 1
-        else:
-            new_card[6] = [*seen[-(REPLAY_MEMORY - 1) :], txn["transaction_id"]]
-            state[card_key] = new_card
-            state[merchant_key] = new_merchant
-            dirty[card_key] = (msg.partition, new_card)
-            dirty[merchant_key] = (msg.partition, new_merchant)
+        new_card[6] = [*new_card[6][-(REPLAY_MEMORY - 1) :], txn["transaction_id"]]
+        new_card[7:] = [[msg.partition, msg.offset]]
+        state[card_key] = new_card
+        state[merchant_key] = new_merchant
+        dirty[card_key] = (msg.partition, new_card)
+        dirty[merchant_key] = (msg.partition, new_merchant)
         valid.append((txn, msg.partition, msg.offset))
         published_at.append(msg.timestamp)
         vectors.append(features)

@@ -442,7 +442,7 @@ def test_restart_keeps_rows_and_feature_state(settings: Settings, tmp_path: Path
             what=f"{n + m} distinct transactions in ClickHouse",
         )
         time.sleep(1.0)
-        status = two.status()
+        two.status()
         assert stored_count(settings) == (n + m, n + m)
 
         # The state of cards seen before the restart came back from the changelog: the first
@@ -460,29 +460,14 @@ def test_restart_keeps_rows_and_feature_state(settings: Settings, tmp_path: Path
         for t in known:
             assert total_of[t["transaction_id"]] >= before[t["card_id"]], t
 
-        off = card_totals_off(settings, txns)
-        if off or status["replayed_transactions"]:
-            # At-least-once allows the replay; the state it corrupts is the known bug below.
-            pytest.xfail(
-                f"known bug: the restarted worker processed {status['transactions']} rows for "
-                f"{m} new events ({status['replayed_transactions']} seen as replays) and "
-                f"{len(off)} rows log a wrong card_tx_total, e.g. {off[:3]} (index, card, "
-                "logged, expected): events that arrive while a worker starts are processed "
-                "twice; a replay the card recognises is stored again with features that "
-                "count the event itself, and one beyond the 8 ids a card remembers changes "
-                "the card state twice"
-            )
+        # A replayed event (the graceful stop may leave its last offsets uncommitted) is
+        # recognised and skipped: every logged card_tx_total counts each earlier event once.
+        assert card_totals_off(settings, txns) == []
     finally:
         two.stop(timeout=30)
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a replayed event is stored again with features computed from the state "
-    "that already holds it (FINAL keeps that row), and one beyond the 8 ids a card remembers "
-    "(REPLAY_MEMORY) changes the card state a second time",
-)
 def test_replay_after_a_lost_commit_changes_no_state(settings: Settings, tmp_path: Path) -> None:
     """A crash after the outputs were durable but before the offset commit, made exact.
 
@@ -506,7 +491,9 @@ def test_replay_after_a_lost_commit_changes_no_state(settings: Settings, tmp_pat
 
     two = WorkerProcess(settings, tmp_path / "worker-2.log").start()
     try:
-        two.wait_for("transactions", n, timeout=90)  # the replay
+        # The replay: every event is recognised as applied and skipped, not scored again.
+        two.wait_for("replayed_transactions", n, timeout=90)
+        assert two.status()["transactions"] == 0
         produce_transactions(settings, then)
         wait_until(
             lambda: stored_count(settings)[1] == n + m,
