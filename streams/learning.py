@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from typing import Any
@@ -24,6 +25,7 @@ OUTCOME_COLUMNS = (
     "source_offset",
 )
 DAY_MS = 86_400_000
+LEARN_SLICE = 50
 # Outcomes may come weeks after the transaction: their own event time may be older than
 # a transaction's allowed age, and never more than a clock-skew ahead.
 OUTCOME_MAX_AGE_DAYS = 800
@@ -110,7 +112,10 @@ async def _learn(ctx: WorkerContext, outcomes: list[dict[str, Any]]) -> None:
                 if scored is not None:
                     found[txn_id] = scored
 
-    for outcome in outcomes:
+    for i, outcome in enumerate(outcomes):
+        if i % LEARN_SLICE == LEARN_SLICE - 1:
+            # Learning shares the event loop with scoring: let waiting batches be scored.
+            await asyncio.sleep(0)
         txn_id = outcome["transaction_id"]
         is_fraud = bool(outcome["is_fraud"])
         previous = ctx.learned.get(txn_id)
