@@ -11,6 +11,8 @@ import pytest
 
 from streamlearn.errors import StoreUnavailable
 from streamlearn.store import DATABASE, Store, batch_token, redact_url
+from streams.learning import OUTCOME_COLUMNS
+from streams.scoring import TXN_COLUMNS
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -18,39 +20,6 @@ T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 def utc(value: dt.datetime) -> dt.datetime:
     """clickhouse-connect returns naive datetimes in UTC for DateTime64(3, 'UTC')."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
-TXN_COLUMNS = (
-    "transaction_id",
-    "event_time",
-    "card_id",
-    "merchant_id",
-    "amount",
-    "currency",
-    "country",
-    "merchant_category",
-    "channel",
-    "device_id",
-    "feature_version",
-    "features",
-    "score",
-    "lightgbm_score",
-    "river_score",
-    "scores",
-    "model_version",
-    "shadow_version",
-    "scored_at",
-    "source_partition",
-    "source_offset",
-)
-OUTCOME_COLUMNS = (
-    "transaction_id",
-    "is_fraud",
-    "event_time",
-    "received_at",
-    "source_partition",
-    "source_offset",
-)
 
 
 def txn_row(tid: str, score: float = 0.25, offset: int = 0) -> list:

@@ -11,41 +11,12 @@ import pytest
 from batch_retrain.training_set import build_training_set
 from streamlearn.errors import NotEnoughData
 from streamlearn.store import Store
+from streams.learning import OUTCOME_COLUMNS
+from streams.scoring import TXN_COLUMNS
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=10)
 FEATURES = ("amount", "x1", "x2")
-TXN_COLUMNS = (
-    "transaction_id",
-    "event_time",
-    "card_id",
-    "merchant_id",
-    "amount",
-    "currency",
-    "country",
-    "merchant_category",
-    "channel",
-    "device_id",
-    "feature_version",
-    "features",
-    "score",
-    "lightgbm_score",
-    "river_score",
-    "scores",
-    "model_version",
-    "shadow_version",
-    "scored_at",
-    "source_partition",
-    "source_offset",
-)
-OUTCOME_COLUMNS = (
-    "transaction_id",
-    "is_fraud",
-    "event_time",
-    "received_at",
-    "source_partition",
-    "source_offset",
-)
 
 
 def txn_row(tid: str, at: dt.datetime, features: dict[str, float], offset: int = 0) -> list:
