@@ -126,7 +126,9 @@ async def _learn(ctx: WorkerContext, outcomes: list[dict[str, Any]]) -> None:
             else:
                 ctx.stats.conflicting_outcomes += 1
             continue
-        scored = found.get(txn_id)
+        # The transaction may have been scored since the lookup (scoring runs while this
+        # loop yields): take it from pending before parking the outcome as early.
+        scored = found.get(txn_id) or ctx.pending.pop(txn_id)
         if scored is None:
             ctx.early.put(txn_id, is_fraud)
             ctx.stats.early_outcomes += 1

@@ -529,7 +529,9 @@ def test_retrain_from_replayed_history_is_served(settings: Settings, worker: Wor
     assert counts.transactions > 5000 and counts.frauds > 50
 
     worker.wait_for("transactions", counts.transactions, timeout=90)
-    status = worker.wait_for("outcomes", counts.outcomes, timeout=90)
+    worker.wait_for("outcomes", counts.outcomes, timeout=90)
+    # Learning follows storing, a slice at a time: wait for it rather than read mid-way.
+    status = worker.wait_for("learned", counts.outcomes, timeout=60)
     assert dead_letters_total(status) == 0
     # Outcomes often arrive before their transaction is scored (parked as early): each is
     # learned from exactly once either way.
