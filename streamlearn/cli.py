@@ -142,6 +142,10 @@ def retrain(
         float | None, typer.Option(min=0, help="Label maturity in seconds (default from settings).")
     ] = None,
     publish: Annotated[bool, typer.Option(help="Publish the model on the models topic.")] = True,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep checking the triggers; retrain when one fires.")
+    ] = False,
+    every: Annotated[float, typer.Option(min=1, help="Seconds between checks with --watch.")] = 60,
 ) -> None:
     """Train LightGBM on the history in ClickHouse and publish it to the workers."""
     from batch_retrain.pipeline import run_retrain
@@ -149,6 +153,18 @@ def retrain(
 
     settings = _settings(bootstrap, store, state_dir)
     st = open_store(settings)
+    if watch:
+        from batch_retrain.watch import watch as watch_loop
+
+        watch_loop(
+            settings,
+            st,
+            interval_s=every,
+            on_event=console.print,
+            maturity_s=maturity_s,
+            publish=publish,
+        )
+        return
     r = run_retrain(settings, st, maturity_s=maturity_s, publish=publish, reason="manual")
     console.print(
         f"{r.version}: {r.status}{' and published' if r.published else ''} — "

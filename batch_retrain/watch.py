@@ -1,0 +1,102 @@
+"""Watch the store and retrain when a trigger fires: drift, a low online metric, or the schedule."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from batch_retrain import registry
+from batch_retrain.triggers import TriggerConfig, TriggerInputs, decide_trigger
+from streamlearn.access import RemoteStore
+from streamlearn.errors import NotEnoughData, StreamlearnError
+from streamlearn.settings import Settings
+from streamlearn.store import Store
+
+DB = "streamlearn"
+
+
+def _scalar(store: Store | RemoteStore, sql: str, params: dict[str, Any] | None = None) -> Any:
+    df = store.query_df(sql, params)
+    return None if df is None or not len(df) else df.iloc[0, 0]
+
+
+def gather_inputs(
+    store: Store | RemoteStore, now_ms: int, last_run_ms: int | None
+) -> TriggerInputs:
+    """Read what decide_trigger needs with a few small queries."""
+    labels = _scalar(store, f"SELECT count() FROM {DB}.outcomes FINAL")
+    drift = _scalar(
+        store,
+        f"SELECT count() FROM {DB}.drift_events FINAL "
+        "WHERE toUnixTimestamp64Milli(time) > {since:Int64}",
+        {"since": -1 if last_run_ms is None else int(last_run_ms)},
+    )
+    df = store.query_df(
+        f"SELECT auc_rolling, auc, labels FROM {DB}.online_metrics "
+        "WHERE scorer = 'lightgbm' ORDER BY time DESC LIMIT 1"
+    )
+    auc, online_labels = None, 0
+    if df is not None and len(df):
+        row = df.iloc[0]
+        rolling = float(row["auc_rolling"])
+        auc = rolling if rolling == rolling else float(row["auc"])
+        online_labels = int(row["labels"])
+    return TriggerInputs(
+        now_ms=now_ms,
+        last_run_ms=last_run_ms,
+        running=False,  # the watch loop runs one retrain at a time
+        matured_labels=int(labels or 0),
+        drift_events_since_last_run=int(drift or 0),
+        champion_online_auc=auc,
+        champion_online_labels=online_labels,
+    )
+
+
+def last_run_ms(store: Store | RemoteStore) -> int | None:
+    """created_at of the newest registry row, in ms, or None if nothing was ever trained."""
+    df = registry.list_models(store, limit=1)
+    if not len(df):
+        return None
+    return int(registry._utc(df.iloc[0]["created_at"]).timestamp() * 1000)
+
+
+def watch(
+    settings: Settings,
+    store: Store | RemoteStore,
+    cfg: TriggerConfig | None = None,
+    *,
+    interval_s: float = 60,
+    max_runs: int | None = None,
+    on_event: Callable[[str], Any] = print,
+    **retrain_options: Any,
+) -> int:
+    """Check the triggers every interval_s and retrain when one fires; returns the runs started."""
+    from batch_retrain.pipeline import run_retrain
+
+    cfg = cfg or TriggerConfig()
+    last = last_run_ms(store)
+    runs = 0
+    try:
+        while max_runs is None or runs < max_runs:
+            now = int(time.time() * 1000)
+            trigger, reason = decide_trigger(cfg, gather_inputs(store, now, last))
+            if trigger is None:
+                on_event(f"no retrain: {reason}")
+            else:
+                on_event(f"retrain ({trigger}): {reason}")
+                runs += 1
+                last = now
+                try:
+                    r = run_retrain(settings, store, reason=trigger, **retrain_options)
+                    on_event(f"{r.version}: {r.status} ({trigger}) — {r.decision.reason}")
+                except NotEnoughData as e:
+                    on_event(f"retrain ({trigger}) skipped: {e}")
+                except StreamlearnError as e:
+                    on_event(f"retrain ({trigger}) failed: {e}")
+                if max_runs is not None and runs >= max_runs:
+                    break
+            time.sleep(interval_s)
+    except KeyboardInterrupt:
+        on_event("watch stopped")
+    return runs
