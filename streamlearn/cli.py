@@ -130,7 +130,12 @@ def simulate(
         backfill_days=backfill_days,
         seed=seed,
     )
-    console.print(report)
+    drift = f", drift from event {report.drift_at_event:,}" if report.drift_at_event else ""
+    console.print(
+        f"sent {report.transactions:,} transactions ({report.frauds:,} fraud) and "
+        f"{report.outcomes:,} outcomes in {report.elapsed_s:.1f}s ({report.rate:,.0f}/s)"
+        f"{drift}; {report.outcomes_pending:,} outcomes not yet due"
+    )
 
 
 @app.command()
