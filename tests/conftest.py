@@ -24,7 +24,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def _under_ci() -> bool:
+def under_ci() -> bool:
+    """Under CI=true a test that needs the broker fails instead of skipping."""
     return os.environ.get("CI", "").strip().lower() in ("true", "1")
 
 
@@ -46,7 +47,7 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     try:
         bootstrap = broker.up(base)
     except StreamlearnError as exc:
-        if _under_ci():
+        if under_ci():
             pytest.fail(f"the local Kafka broker did not start under CI: {exc}", pytrace=False)
         pytest.skip(f"integration tests need the local Kafka broker: {exc}")
     try:

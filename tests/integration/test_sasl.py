@@ -23,7 +23,7 @@ from streamlearn.kafka import confluent_config
 from streamlearn.processes import WorkerProcess
 from streamlearn.settings import Settings, settings_env
 from tests.chaos.harness import free_port_pair
-from tests.conftest import free_port
+from tests.conftest import free_port, under_ci
 from tests.integration.kafka_helpers import consume_all, produce
 from tests.integration.test_pipeline import PREDICTION, simulated, txn_message
 
@@ -45,7 +45,7 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         broker.up(base)
     except StreamlearnError as exc:
         broker.down(base)
-        if os.environ.get("CI", "").lower() in ("true", "1"):
+        if under_ci():
             pytest.fail(f"the SASL broker did not start under CI: {exc}", pytrace=False)
         pytest.skip(f"the SASL test needs the local Kafka broker: {exc}")
     try:
