@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # Which direction is better, per metric (names as evaluate() returns them).
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -47,6 +48,47 @@ class GateConfig:
                 raise ValueError(f"unknown gate metric {name!r}; one of {sorted(HIGHER_IS_BETTER)}")
         if any(t < 0 or math.isnan(t) for t in self.tolerances.values()):
             raise ValueError("gate tolerances must be >= 0")
+
+    def describe(self) -> str:
+        """One line for the registry: the rules a decision was taken under."""
+        tolerances = ", ".join(f"{k} {v:g}" for k, v in self.tolerances.items()) or "none"
+        return f"{self.primary} margin {self.margin:+g}; tolerances {tolerances}"
+
+    def with_prefix(self, prefix: str) -> GateConfig:
+        """The same rules on metrics keyed under another split ("live_" for shadow runs)."""
+        return GateConfig(self.primary, self.margin, dict(self.tolerances), prefix)
+
+
+def gate_config(
+    *,
+    primary: str = "ap",
+    margin: float = 0.0,
+    tol_auc: float = DEFAULT_TOLERANCES["auc"],
+    tol_p_at_k_day: float = DEFAULT_TOLERANCES["p_at_k_day"],
+    tol_logloss: float = DEFAULT_TOLERANCES["logloss"],
+    tol_ece: float = DEFAULT_TOLERANCES["ece"],
+) -> GateConfig:
+    """The gate from its settings (STREAMLEARN_GATE_*); the primary metric needs no tolerance."""
+    tolerances = {
+        "auc": tol_auc,
+        "p_at_k_day": tol_p_at_k_day,
+        "logloss": tol_logloss,
+        "ece": tol_ece,
+    }
+    tolerances.pop(primary, None)
+    return GateConfig(primary=primary, margin=margin, tolerances=tolerances)
+
+
+def gate_from_settings(settings: Any) -> GateConfig:
+    """gate_config from a Settings object's gate_* fields (STREAMLEARN_GATE_*)."""
+    return gate_config(
+        primary=settings.gate_primary,
+        margin=settings.gate_margin,
+        tol_auc=settings.gate_tol_auc,
+        tol_p_at_k_day=settings.gate_tol_p_at_k_day,
+        tol_logloss=settings.gate_tol_logloss,
+        tol_ece=settings.gate_tol_ece,
+    )
 
 
 DEFAULT_GATE = GateConfig()

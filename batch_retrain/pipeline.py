@@ -2,7 +2,9 @@
 
 build the training set -> train -> register as candidate (and keep the release) -> score the
 served champion and the challenger on the same holdout rows -> the gate (batch_retrain/gate.py)
-decides -> publish as champion -> record the decision and statuses in the registry.
+decides -> publish as champion (or, with shadow=True and a champion in service, as shadow:
+batch_retrain/shadow.py then compares it live) -> record the decision and statuses in the
+registry.
 
 The champion is read back from the compacted models topic rather than from the registry:
 the topic holds exactly the bytes workers serve (verified like a worker would), and the
@@ -25,7 +27,7 @@ import numpy as np
 
 from batch_retrain import registry
 from batch_retrain.artifacts import save_release
-from batch_retrain.gate import DEFAULT_GATE, Decision, GateConfig, judge
+from batch_retrain.gate import DEFAULT_GATE, Decision, GateConfig, gate_from_settings, judge
 from batch_retrain.metrics import evaluate
 from batch_retrain.release import build_release, load_booster, make_version, verify_release
 from batch_retrain.train import train
@@ -89,15 +91,22 @@ def run_retrain(
     reason: str = "manual",
     name: str = "fraud",
     num_threads: int = 2,
-    gate: GateConfig = DEFAULT_GATE,
+    gate: GateConfig | None = None,
     champion_source: Callable[[], Mapping[str, Any] | None] | None = None,
+    shadow: bool = False,
     **training_set_options: Any,
 ) -> RetrainResult:
     """Retrain from the store's history; publish the model as champion if the gate agrees.
 
+    shadow=True publishes a model that passed the gate as shadow instead (status shadow): the
+    workers score with it beside the champion until the live comparison decides. With no
+    champion in service there is nothing to compare live with, and it becomes champion.
+
+    gate None takes the gate from settings (STREAMLEARN_GATE_*).
     Raises NotEnoughData (too little matured history), StoreUnavailable, BrokerUnavailable.
     """
     t0 = time.perf_counter()
+    gate = gate or gate_from_settings(settings)
     key = settings.model_signing_key
     signing_key = key.get_secret_value().encode() if key else None
 
@@ -143,6 +152,7 @@ def run_retrain(
             train_cpu_s=result.train_cpu_s,
             train_wall_s=result.train_wall_s,
             trigger=reason,
+            gate=gate.describe(),
         ),
     )
     save_release(store, release)
@@ -180,6 +190,16 @@ def run_retrain(
     if not decision.promote:
         status = "rejected"
         registry.update(store, version, status=status, reason=decision.reason, **recorded)
+    elif publish and shadow and decision.champion_metrics:
+        from batch_retrain.publish import publish_release
+
+        previous = registry.current_shadow(store, name)
+        publish_release(settings, {**release, "role": "shadow"})
+        published, status = True, "shadow"
+        why = f"passed the offline gate; in shadow beside {decision.champion_version}"
+        registry.update(store, version, status=status, reason=why, **recorded)
+        if previous is not None and previous.version != version:
+            registry.set_status(store, previous.version, "retired", f"shadow replaced by {version}")
     elif publish:
         from batch_retrain.publish import publish_release
 

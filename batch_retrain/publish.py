@@ -1,4 +1,8 @@
-"""The models topic: publish a release (keyed by model name) and read back the current one."""
+"""The models topic: publish a release and read back the current one.
+
+A champion is keyed by the model name, a shadow by "<name>.shadow": compaction keeps the latest
+of each, so a worker started later finds both. A tombstone on the shadow key clears the shadow.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,32 @@ from streamlearn.errors import BrokerUnavailable
 from streamlearn.kafka import MODELS_MAX_BYTES, confluent_config, ensure_topics
 from streamlearn.settings import Settings
 
+SHADOW_SUFFIX = ".shadow"
+
+
+def release_key(name: str, role: str = "champion") -> bytes:
+    """The models-topic key of a release: the name for a champion, name.shadow for a shadow."""
+    return (name + SHADOW_SUFFIX if role == "shadow" else name).encode()
+
 
 def publish_release(settings: Settings, record: dict[str, Any], *, timeout: float = 30.0) -> None:
     """Produce the release to settings.topic('models') and wait until the broker has it."""
+    value = Serde("ModelRelease").encode(record)
+    key = release_key(record["name"], record.get("role", "champion"))
+    _produce(settings, key, value, str(record["version"]), timeout)
+
+
+def withdraw_shadow(settings: Settings, name: str = "fraud", *, timeout: float = 30.0) -> None:
+    """Publish a tombstone on the shadow key: every worker clears its shadow slot."""
+    _produce(settings, release_key(name, "shadow"), None, f"{name} shadow withdrawal", timeout)
+
+
+def _produce(
+    settings: Settings, key: bytes, value: bytes | None, what: str, timeout: float
+) -> None:
     topic = settings.topic("models")
     # The topic must be compacted and accept large messages; an auto-created one would not.
     ensure_topics(settings, timeout=timeout)
-    value = Serde("ModelRelease").encode(record)
     producer = Producer(
         confluent_config(
             settings,
@@ -38,17 +61,16 @@ def publish_release(settings: Settings, record: dict[str, Any], *, timeout: floa
             errors.append(str(err))
 
     try:
-        producer.produce(topic, key=record["name"].encode(), value=value, on_delivery=delivered)
+        producer.produce(topic, key=key, value=value, on_delivery=delivered)
     except (KafkaException, BufferError) as exc:
         raise BrokerUnavailable(
-            f"cannot publish model {record['version']} to {topic}: {exc} "
-            "(check STREAMLEARN_KAFKA_BOOTSTRAP)"
+            f"cannot publish {what} to {topic}: {exc} (check STREAMLEARN_KAFKA_BOOTSTRAP)"
         ) from exc
     pending = producer.flush(timeout)
     if pending or errors:
         why = errors[0] if errors else f"not delivered within {timeout:.0f}s"
         raise BrokerUnavailable(
-            f"cannot publish model {record['version']} to {topic} at "
+            f"cannot publish {what} to {topic} at "
             f"{settings.kafka_bootstrap}: {why} (is the broker up? `streamlearn up`)"
         )
 

@@ -42,6 +42,18 @@ COLUMNS = (
     "compared_rows",
     "gate_metrics",
     "champion_metrics",
+    "gate",
+    "live_decision",
+    "live_rows",
+    "live_metrics",
+    "live_champion_metrics",
+)
+MAP_COLUMNS = (
+    "metrics",
+    "gate_metrics",
+    "champion_metrics",
+    "live_metrics",
+    "live_champion_metrics",
 )
 
 
@@ -74,6 +86,14 @@ class ModelEntry:
     compared_rows: int = 0
     gate_metrics: Mapping[str, float] = field(default_factory=dict)
     champion_metrics: Mapping[str, float] = field(default_factory=dict)
+    # The gate's rules (GateConfig.describe()) the decisions were taken under.
+    gate: str = ""
+    # Shadow runs: the live comparison's decision, on how many matured shadow-scored
+    # transactions, and both models' metrics (live_*) on exactly those transactions.
+    live_decision: str = ""
+    live_rows: int = 0
+    live_metrics: Mapping[str, float] = field(default_factory=dict)
+    live_champion_metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 def from_ms(ms: int) -> dt.datetime:
@@ -87,7 +107,7 @@ def register(store: Store | RemoteStore, entry: ModelEntry) -> ModelEntry:
     written = replace(entry, updated_at=entry.updated_at or _now())
     row = asdict(written)
     row["feature_names"] = list(row["feature_names"])
-    for c in ("metrics", "gate_metrics", "champion_metrics"):
+    for c in MAP_COLUMNS:
         row[c] = {k: float(v) for k, v in row[c].items()}
     store.insert(TABLE, [[row[c] for c in COLUMNS]], COLUMNS)
     return written
@@ -132,10 +152,19 @@ def entries(store: Store | RemoteStore, *, name: str | None = None) -> list[Mode
 
 def current_champion(store: Store | RemoteStore, name: str = "fraud") -> ModelEntry | None:
     """The newest version whose status is champion, or None before the first promotion."""
+    return _newest_with(store, name, "champion")
+
+
+def current_shadow(store: Store | RemoteStore, name: str = "fraud") -> ModelEntry | None:
+    """The newest version whose status is shadow (under live comparison), or None."""
+    return _newest_with(store, name, "shadow")
+
+
+def _newest_with(store: Store | RemoteStore, name: str, status: str) -> ModelEntry | None:
     df = _select(
         store,
-        "WHERE name = {name:String} AND status = 'champion'",
-        {"name": name},
+        "WHERE name = {name:String} AND status = {status:String}",
+        {"name": name, "status": status},
         limit=1,
     )
     return _entry(df.iloc[0]) if len(df) else None
@@ -157,9 +186,9 @@ def _entry(row: pd.Series) -> ModelEntry:
     for c in ("created_at", "updated_at", "train_start", "train_end"):
         values[c] = _utc(values[c])
     values["feature_names"] = list(values["feature_names"])
-    for c in ("metrics", "gate_metrics", "champion_metrics"):
+    for c in MAP_COLUMNS:
         values[c] = {str(k): float(v) for k, v in dict(values[c] or {}).items()}
-    for c in ("rows_train", "rows_valid", "compared_rows"):
+    for c in ("rows_train", "rows_valid", "compared_rows", "live_rows"):
         values[c] = int(values[c])
     for c in ("train_cpu_s", "train_wall_s"):
         values[c] = float(values[c])

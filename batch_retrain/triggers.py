@@ -23,6 +23,10 @@ class TriggerInputs:
     drift_events_since_last_run: int
     champion_online_auc: float | None
     champion_online_labels: int
+    # A shadow under live comparison: a retrain now would replace it before it is judged.
+    shadow_pending: str | None = None
+    # What drifted ("data amount", "concept lightgbm", ...), for the recorded reason.
+    drift_subjects: tuple[str, ...] = ()
 
 
 def decide_trigger(cfg: TriggerConfig, inputs: TriggerInputs) -> tuple[str | None, str]:
@@ -30,13 +34,16 @@ def decide_trigger(cfg: TriggerConfig, inputs: TriggerInputs) -> tuple[str | Non
     i = inputs
     if i.running:
         return None, "a retrain is running"
+    if i.shadow_pending:
+        return None, f"shadow {i.shadow_pending} is under live comparison"
     if i.matured_labels < cfg.min_matured_labels:
         return None, f"{i.matured_labels} matured labels < minimum {cfg.min_matured_labels}"
     since_s = None if i.last_run_ms is None else (i.now_ms - i.last_run_ms) / 1000
     if since_s is not None and since_s < cfg.cooldown_s:
         return None, f"cool-down: last run {since_s:.0f}s ago < {cfg.cooldown_s:.0f}s"
     if i.drift_events_since_last_run > 0:
-        return "drift", f"{i.drift_events_since_last_run} drift event(s) since the last run"
+        what = f" ({', '.join(i.drift_subjects)})" if i.drift_subjects else ""
+        return "drift", f"{i.drift_events_since_last_run} drift event(s) since the last run{what}"
     auc = i.champion_online_auc
     if (
         auc is not None

@@ -1,4 +1,8 @@
-"""Watch the store and retrain when a trigger fires: drift, a low online metric, or the schedule."""
+"""Watch the store and retrain when a trigger fires: drift, a low online metric, or the schedule.
+
+Each round first lets a shadow model's live comparison decide (batch_retrain/shadow.py), then
+checks the triggers (batch_retrain/triggers.py) behind their guardrails.
+"""
 
 from __future__ import annotations
 
@@ -26,12 +30,14 @@ def gather_inputs(
 ) -> TriggerInputs:
     """Read what decide_trigger needs with a few small queries."""
     labels = _scalar(store, f"SELECT count() FROM {DB}.outcomes FINAL")
-    drift = _scalar(
-        store,
-        f"SELECT count() FROM {DB}.drift_events FINAL "
-        "WHERE toUnixTimestamp64Milli(time) > {since:Int64}",
+    drift_df = store.query_df(
+        f"SELECT count() AS n, arraySort(groupUniqArray(8)(concat(kind, ' ', subject))) AS what "
+        f"FROM {DB}.drift_events FINAL WHERE toUnixTimestamp64Milli(time) > {{since:Int64}}",
         {"since": -1 if last_run_ms is None else int(last_run_ms)},
     )
+    drift, subjects = 0, ()
+    if drift_df is not None and len(drift_df):
+        drift, subjects = int(drift_df.iloc[0]["n"]), tuple(drift_df.iloc[0]["what"])
     df = store.query_df(
         f"SELECT auc_rolling, auc, labels FROM {DB}.online_metrics "
         "WHERE scorer = 'lightgbm' ORDER BY time DESC LIMIT 1"
@@ -47,9 +53,11 @@ def gather_inputs(
         last_run_ms=last_run_ms,
         running=False,  # the watch loop runs one retrain at a time
         matured_labels=int(labels or 0),
-        drift_events_since_last_run=int(drift or 0),
+        drift_events_since_last_run=drift,
+        drift_subjects=subjects,
         champion_online_auc=auc,
         champion_online_labels=online_labels,
+        shadow_pending=shadow.version if (shadow := registry.current_shadow(store)) else None,
     )
 
 
@@ -68,17 +76,31 @@ def watch(
     *,
     interval_s: float = 60,
     max_runs: int | None = None,
+    max_rounds: int | None = None,
     on_event: Callable[[str], Any] = print,
+    shadow_options: dict[str, Any] | None = None,
     **retrain_options: Any,
 ) -> int:
-    """Check the triggers every interval_s and retrain when one fires; returns the runs started."""
+    """Check the triggers every interval_s and retrain when one fires; returns the runs started.
+
+    shadow_options go to check_shadow (gate, maturity_s, min_labels, ...), run each round;
+    max_runs / max_rounds stop the loop after that many retrains / rounds (None: forever).
+    """
     from batch_retrain.pipeline import run_retrain
+    from batch_retrain.shadow import check_shadow
 
     cfg = cfg or TriggerConfig()
     last = last_run_ms(store)
-    runs = 0
+    runs = rounds = 0
     try:
-        while max_runs is None or runs < max_runs:
+        while (max_runs is None or runs < max_runs) and (max_rounds is None or rounds < max_rounds):
+            rounds += 1
+            try:
+                check = check_shadow(settings, store, **(shadow_options or {}))
+                if check.shadow is not None:
+                    on_event(f"shadow {check.shadow}: {check.action} — {check.reason}")
+            except StreamlearnError as e:
+                on_event(f"shadow check failed: {e}")
             now = int(time.time() * 1000)
             trigger, reason = decide_trigger(cfg, gather_inputs(store, now, last))
             if trigger is None:
@@ -88,7 +110,9 @@ def watch(
                 runs += 1
                 last = now
                 try:
-                    r = run_retrain(settings, store, reason=trigger, **retrain_options)
+                    # The registry's trigger column keeps the whole why: "drift: 2 drift ...".
+                    why = f"{trigger}: {reason}"
+                    r = run_retrain(settings, store, reason=why, **retrain_options)
                     on_event(f"{r.version}: {r.status} ({trigger}) — {r.decision.reason}")
                 except NotEnoughData as e:
                     on_event(f"retrain ({trigger}) skipped: {e}")
@@ -96,6 +120,8 @@ def watch(
                     on_event(f"retrain ({trigger}) failed: {e}")
                 if max_runs is not None and runs >= max_runs:
                     break
+            if max_rounds is not None and rounds >= max_rounds:
+                break
             time.sleep(interval_s)
     except KeyboardInterrupt:
         on_event("watch stopped")

@@ -138,6 +138,53 @@ def simulate(
     )
 
 
+def _gate(
+    settings: Settings,
+    primary: str | None,
+    margin: float | None,
+    tol_auc: float | None,
+    tol_p_at_k_day: float | None,
+    tol_logloss: float | None,
+    tol_ece: float | None,
+):
+    """The gate from settings with any --gate-* flag applied."""
+    from batch_retrain.gate import gate_from_settings
+
+    return gate_from_settings(
+        settings.with_overrides(
+            gate_primary=primary,
+            gate_margin=margin,
+            gate_tol_auc=tol_auc,
+            gate_tol_p_at_k_day=tol_p_at_k_day,
+            gate_tol_logloss=tol_logloss,
+            gate_tol_ece=tol_ece,
+        )
+    )
+
+
+GatePrimary = Annotated[
+    str | None,
+    typer.Option("--gate-primary", help="ap, auc, p_at_k_day, logloss or ece (GATE_PRIMARY)."),
+]
+GateMargin = Annotated[
+    float | None,
+    typer.Option("--gate-margin", help="Least gain on the primary metric (GATE_MARGIN)."),
+]
+TolAuc = Annotated[
+    float | None, typer.Option("--gate-tol-auc", min=0, help="Most ROC AUC lost (GATE_TOL_AUC).")
+]
+TolTopK = Annotated[
+    float | None,
+    typer.Option("--gate-tol-p-at-k-day", min=0, help="Most top-k-per-day precision lost."),
+]
+TolLogloss = Annotated[
+    float | None, typer.Option("--gate-tol-logloss", min=0, help="Most log loss added.")
+]
+TolEce = Annotated[
+    float | None, typer.Option("--gate-tol-ece", min=0, help="Most calibration error added.")
+]
+
+
 @app.command()
 def retrain(
     bootstrap: Bootstrap = None,
@@ -147,33 +194,88 @@ def retrain(
         float | None, typer.Option(min=0, help="Label maturity in seconds (default from settings).")
     ] = None,
     publish: Annotated[bool, typer.Option(help="Publish the model on the models topic.")] = True,
+    shadow: Annotated[
+        bool | None,
+        typer.Option(
+            "--shadow/--no-shadow",
+            help="Publish a model that passes the gate as shadow (RETRAIN_SHADOW): compared "
+            "live, then promoted or rejected.",
+        ),
+    ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Keep checking the triggers; retrain when one fires.")
     ] = False,
     every: Annotated[float, typer.Option(min=1, help="Seconds between checks with --watch.")] = 60,
+    cooldown: Annotated[
+        float, typer.Option(min=0, help="--watch: least seconds between two retrains.")
+    ] = 3600,
+    schedule: Annotated[
+        float, typer.Option(min=1, help="--watch: retrain when the last run is this old (s).")
+    ] = 86400,
+    min_labels: Annotated[
+        int, typer.Option(min=0, help="--watch: least outcomes before any retrain.")
+    ] = 1000,
+    auc_floor: Annotated[
+        float, typer.Option(min=0, max=1, help="--watch: retrain when the online AUC is below.")
+    ] = 0.80,
+    gate_primary: GatePrimary = None,
+    gate_margin: GateMargin = None,
+    gate_tol_auc: TolAuc = None,
+    gate_tol_p_at_k_day: TolTopK = None,
+    gate_tol_logloss: TolLogloss = None,
+    gate_tol_ece: TolEce = None,
 ) -> None:
     """Train LightGBM on the history in ClickHouse and publish it to the workers."""
     from batch_retrain.pipeline import run_retrain
     from streamlearn.access import open_store
 
     settings = _settings(bootstrap, store, state_dir)
+    gate = _gate(
+        settings,
+        gate_primary,
+        gate_margin,
+        gate_tol_auc,
+        gate_tol_p_at_k_day,
+        gate_tol_logloss,
+        gate_tol_ece,
+    )
+    as_shadow = settings.retrain_shadow if shadow is None else shadow
     st = open_store(settings)
     if watch:
+        from batch_retrain.triggers import TriggerConfig
         from batch_retrain.watch import watch as watch_loop
 
         watch_loop(
             settings,
             st,
+            TriggerConfig(
+                schedule_s=schedule,
+                cooldown_s=cooldown,
+                min_matured_labels=min_labels,
+                auc_floor=auc_floor,
+            ),
             interval_s=every,
             on_event=console.print,
+            shadow_options={"gate": gate, "maturity_s": maturity_s},
             maturity_s=maturity_s,
             publish=publish,
+            gate=gate,
+            shadow=as_shadow,
         )
         return
-    r = run_retrain(settings, st, maturity_s=maturity_s, publish=publish, reason="manual")
+    r = run_retrain(
+        settings,
+        st,
+        maturity_s=maturity_s,
+        publish=publish,
+        reason="manual",
+        gate=gate,
+        shadow=as_shadow,
+    )
     console.print(
         f"{r.version}: {r.status}{' and published' if r.published else ''} — "
         f"{r.decision.reason}\n"
+        f"  gate: {gate.describe()}\n"
         f"  trained on {r.rows.get('rows_train', 0):,} rows, holdout AUC "
         f"{_cell(r.metrics.get('holdout_auc'))}, AP {_cell(r.metrics.get('holdout_ap'))}, "
         f"{r.timings.get('total_s', float('nan')):.1f}s"
@@ -212,7 +314,9 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
             )
         metrics = row.metrics or {}
         decision = row.decision or ""
-        if row.reason and row.reason != decision:
+        if row.live_decision:
+            decision = f"{decision}; {row.live_decision}" if decision else row.live_decision
+        elif row.reason and row.reason != decision:
             decision = f"{decision} [{row.reason}]" if decision else row.reason
         table.add_row(
             row.version,
@@ -246,6 +350,49 @@ def models_rollback(
     settings = _settings(bootstrap, store, state_dir)
     done = rollback(settings, open_store(settings), version)
     console.print(f"{done.version} is champion again (was {done.previous or 'none'})")
+
+
+@models_app.command("shadow-check")
+def models_shadow_check(
+    bootstrap: Bootstrap = None,
+    store: StoreUrl = None,
+    state_dir: StateDir = None,
+    maturity_s: Annotated[
+        float | None, typer.Option(min=0, help="Label maturity in seconds (default from settings).")
+    ] = None,
+    min_labels: Annotated[
+        int | None, typer.Option(min=1, help="Matured transactions needed (SHADOW_MIN_LABELS).")
+    ] = None,
+    gate_primary: GatePrimary = None,
+    gate_margin: GateMargin = None,
+    gate_tol_auc: TolAuc = None,
+    gate_tol_p_at_k_day: TolTopK = None,
+    gate_tol_logloss: TolLogloss = None,
+    gate_tol_ece: TolEce = None,
+) -> None:
+    """Compare the shadow model with the champion on live traffic; promote, reject or wait."""
+    from batch_retrain.shadow import check_shadow
+    from streamlearn.access import open_store
+
+    settings = _settings(bootstrap, store, state_dir)
+    gate = _gate(
+        settings,
+        gate_primary,
+        gate_margin,
+        gate_tol_auc,
+        gate_tol_p_at_k_day,
+        gate_tol_logloss,
+        gate_tol_ece,
+    )
+    check = check_shadow(
+        settings, open_store(settings), gate=gate, maturity_s=maturity_s, min_labels=min_labels
+    )
+    if check.shadow is None:
+        console.print("no shadow model")
+        return
+    console.print(
+        f"shadow {check.shadow} vs champion {check.champion}: {check.action} — {check.reason}"
+    )
 
 
 @app.command()

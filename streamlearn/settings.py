@@ -64,6 +64,31 @@ class Settings(BaseSettings):
         None, description="HMAC key: workers accept only models signed with it."
     )
 
+    # Evaluation gate (batch_retrain/gate.py): the same rules offline (holdout) and live (shadow).
+    gate_primary: Literal["ap", "auc", "p_at_k_day", "logloss", "ece"] = Field(
+        "ap", description="The metric a challenger must gain on to be promoted."
+    )
+    gate_margin: float = Field(
+        0.0, description="Least gain on the primary metric (negative: may trail by that much)."
+    )
+    gate_tol_auc: float = Field(0.01, ge=0, description="Most ROC AUC a challenger may lose.")
+    gate_tol_p_at_k_day: float = Field(
+        0.05, ge=0, description="Most precision among each day's top-k alerts it may lose."
+    )
+    gate_tol_logloss: float = Field(0.005, ge=0, description="Most log loss it may add.")
+    gate_tol_ece: float = Field(0.01, ge=0, description="Most calibration error it may add.")
+
+    # Shadow mode (batch_retrain/shadow.py)
+    retrain_shadow: bool = Field(
+        False, description="Publish a challenger that passed the gate as shadow, not champion."
+    )
+    shadow_min_labels: int = Field(
+        1000, ge=1, description="Matured shadow-scored transactions before the live comparison."
+    )
+    shadow_min_positives: int = Field(
+        10, ge=1, description="Fraud among them before the live comparison."
+    )
+
     # Local broker
     broker_heap: str = Field("768m", description="Java heap of the local broker.")
 

@@ -121,6 +121,14 @@ DDL: tuple[str, ...] = (
         ADD COLUMN IF NOT EXISTS compared_rows UInt64 DEFAULT 0,
         ADD COLUMN IF NOT EXISTS gate_metrics Map(LowCardinality(String), Float64),
         ADD COLUMN IF NOT EXISTS champion_metrics Map(LowCardinality(String), Float64)""",
+    # The gate's rules, and the live (shadow) comparison: its decision, on how many matured
+    # shadow-scored transactions, and both models' metrics on exactly those transactions.
+    f"""ALTER TABLE {DATABASE}.models
+        ADD COLUMN IF NOT EXISTS gate String DEFAULT '',
+        ADD COLUMN IF NOT EXISTS live_decision String DEFAULT '',
+        ADD COLUMN IF NOT EXISTS live_rows UInt64 DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS live_metrics Map(LowCardinality(String), Float64),
+        ADD COLUMN IF NOT EXISTS live_champion_metrics Map(LowCardinality(String), Float64)""",
     # Every registered release as published (Avro single-object bytes, base64): a rollback
     # republishes it after compaction dropped it from the models topic.
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.model_artifacts (

@@ -58,6 +58,8 @@ class Champion:
         )
         with self._lock:
             if slot.role == "shadow":
+                if self.current is not None and self.current.version == slot.version:
+                    return self.current  # already promoted: nothing to compare it with
                 self.shadow = slot
             else:
                 if self.current is not None and self.current.version == slot.version:
@@ -68,6 +70,14 @@ class Champion:
                 self.swaps += 1
         log.info("model %s now serves as %s", slot.version, slot.role)
         return slot
+
+    def clear_shadow(self) -> str | None:
+        """Stop scoring with the shadow (it was rejected or withdrawn); returns its version."""
+        with self._lock:
+            gone, self.shadow = self.shadow, None
+        if gone is not None:
+            log.info("shadow model %s withdrawn", gone.version)
+        return gone.version if gone is not None else None
 
     def slots(self) -> tuple[ModelSlot | None, ModelSlot | None]:
         """The (champion, shadow) pair to use for one whole batch."""

@@ -1,4 +1,8 @@
-"""Model hot-swap: every release on the models topic is verified, then served or refused."""
+"""Model hot-swap: every release on the models topic is verified, then served or refused.
+
+Champions are keyed by model name, shadows by "<name>.shadow"; a tombstone (no value) on a
+shadow key withdraws the shadow (rejected by the live comparison).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 
 from confluent_kafka import Message
 
+from batch_retrain.publish import SHADOW_SUFFIX
 from schemas import SchemaError, Serde
 from streamlearn.errors import ModelRejected
 from streamlearn.settings import Settings
@@ -37,6 +42,10 @@ class ModelFeed:
         champions: list[dict] = []
         shadow: dict | None = None
         for msg in backlog:
+            if msg.value() is None:
+                if _is_shadow_key(msg.key()):
+                    shadow = None  # withdrawn
+                continue
             try:
                 record = self.serde.decode(msg.value())
             except SchemaError:
@@ -45,7 +54,8 @@ class ModelFeed:
                 shadow = record
             else:
                 champions.append(record)
-                shadow = None
+                if shadow is not None and shadow.get("version") == record.get("version"):
+                    shadow = None  # promoted
         # The newest champion that verifies serves; a refused one leaves the one before it.
         for record in reversed(champions):
             try:
@@ -60,6 +70,12 @@ class ModelFeed:
                 log.error("shadow model %s refused: %s", shadow.get("version"), exc)
 
     def _on_message(self, msg: Message) -> None:
+        if msg.value() is None:
+            # A tombstone: compaction's way to withdraw a key. Only a shadow can be withdrawn;
+            # the champion is replaced by publishing another one (or a rollback).
+            if _is_shadow_key(msg.key()):
+                self.champion.clear_shadow()
+            return
         try:
             record = self.serde.decode(msg.value())
             self.champion.offer(record)
@@ -84,3 +100,7 @@ class ModelFeed:
                 )
             )
             self.dlq.flush()
+
+
+def _is_shadow_key(key: bytes | None) -> bool:
+    return key is not None and key.endswith(SHADOW_SUFFIX.encode())

@@ -192,3 +192,21 @@ def test_readers_always_see_a_whole_slot(full: lgb.Booster, other: lgb.Booster) 
     stop.set()
     t.join()
     assert set(seen) <= {"v1", "v2"} and champ.swaps == 20
+
+
+def test_a_withdrawn_shadow_stops_scoring_and_the_champion_stays(
+    full: lgb.Booster, other: lgb.Booster
+) -> None:
+    champ = Champion(KEY)
+    serving = champ.offer(release(full, "v1"))
+    champ.offer(release(other, "v2", role="shadow"))
+    assert champ.clear_shadow() == "v2"
+    assert champ.slots() == (serving, None)
+    assert champ.clear_shadow() is None
+
+
+def test_the_serving_champion_is_not_also_shadowed(full: lgb.Booster) -> None:
+    champ = Champion(KEY)
+    serving = champ.offer(release(full, "v1"))
+    champ.offer(release(full, "v1", role="shadow"))
+    assert champ.slots() == (serving, None)

@@ -63,3 +63,13 @@ def test_schedule_elapsed():
 def test_never_run_is_scheduled():
     trigger, reason = decide(last_run_ms=None)
     assert trigger == "schedule" and "no retrain" in reason
+
+
+def test_a_shadow_under_live_comparison_blocks_retraining():
+    trigger, reason = decide(shadow_pending="v2", drift_events_since_last_run=3)
+    assert trigger is None and reason == "shadow v2 is under live comparison"
+
+
+def test_the_drift_reason_names_what_drifted():
+    trigger, reason = decide(drift_events_since_last_run=2, drift_subjects=("data amount",))
+    assert trigger == "drift" and reason.endswith("(data amount)")
