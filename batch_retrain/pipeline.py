@@ -94,6 +94,7 @@ def run_retrain(
     gate: GateConfig | None = None,
     champion_source: Callable[[], Mapping[str, Any] | None] | None = None,
     shadow: bool = False,
+    train_options: Mapping[str, Any] | None = None,
     **training_set_options: Any,
 ) -> RetrainResult:
     """Retrain from the store's history; publish the model as champion if the gate agrees.
@@ -102,7 +103,8 @@ def run_retrain(
     workers score with it beside the champion until the live comparison decides. With no
     champion in service there is nothing to compare live with, and it becomes champion.
 
-    gate None takes the gate from settings (STREAMLEARN_GATE_*).
+    gate None takes the gate from settings (STREAMLEARN_GATE_*); train_options go to
+    batch_retrain.train.train (params, num_boost_round, ...).
     Raises NotEnoughData (too little matured history), StoreUnavailable, BrokerUnavailable.
     """
     t0 = time.perf_counter()
@@ -117,7 +119,7 @@ def run_retrain(
         as_of_ms=as_of_ms,
         **training_set_options,
     )
-    result = train(ts, num_threads=num_threads)
+    result = train(ts, **{"num_threads": num_threads, **(train_options or {})})
     release = build_release(
         result.booster,
         feature_names=ts.feature_names,

@@ -96,6 +96,19 @@ class ModelEntry:
     live_champion_metrics: Mapping[str, float] = field(default_factory=dict)
 
 
+# Which model scored a transaction, what it was trained on, how it did and why it was served:
+# one query over the transactions and the registry (README, "Model lifecycle").
+WHO_SCORED_SQL = """\
+SELECT t.transaction_id, t.event_time, t.score, t.model_version, t.shadow_version,
+       m.status, m.trigger, m.train_start, m.train_end, m.rows_train, m.feature_version,
+       m.metrics['holdout_auc'] AS holdout_auc, m.metrics['holdout_ap'] AS holdout_ap,
+       m.decision, m.compared_with, m.gate_metrics, m.champion_metrics, m.gate,
+       m.live_decision, m.live_metrics, m.train_cpu_s
+FROM streamlearn.transactions AS t FINAL
+LEFT JOIN (SELECT * FROM streamlearn.models FINAL) AS m ON m.version = t.model_version
+WHERE t.transaction_id = {id:String}"""
+
+
 def from_ms(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
 

@@ -312,7 +312,8 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
                 _cell(float(cost.cpu_s_per_1k)),
                 "not yet" if passed is None or passed != passed else f"{passed:%Y-%m-%d %H:%M}",
             )
-        metrics = row.metrics or {}
+        # A Map column reads as a dict from chdb, as (key, value) pairs through the worker.
+        metrics = dict(row.metrics) if row.metrics is not None else {}
         decision = row.decision or ""
         if row.live_decision:
             decision = f"{decision}; {row.live_decision}" if decision else row.live_decision

@@ -1,4 +1,4 @@
-"""The live comparison of a shadow model: waits for matured labels, then the offline gate's rules."""
+"""The live comparison of a shadow model: waits for matured labels, then the gate decides."""
 
 from __future__ import annotations
 
