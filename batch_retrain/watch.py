@@ -30,14 +30,24 @@ def gather_inputs(
 ) -> TriggerInputs:
     """Read what decide_trigger needs with a few small queries."""
     labels = _scalar(store, f"SELECT count() FROM {DB}.outcomes FINAL")
-    drift_df = store.query_df(
-        f"SELECT count() AS n, arraySort(groupUniqArray(8)(concat(kind, ' ', subject))) AS what "
-        f"FROM {DB}.drift_events FINAL WHERE toUnixTimestamp64Milli(time) > {{since:Int64}}",
-        {"since": -1 if last_run_ms is None else int(last_run_ms)},
+    since = {"since": -1 if last_run_ms is None else int(last_run_ms)}
+    drift = int(
+        _scalar(
+            store,
+            f"SELECT count() FROM {DB}.drift_events FINAL "
+            "WHERE toUnixTimestamp64Milli(time) > {since:Int64}",
+            since,
+        )
+        or 0
     )
-    drift, subjects = 0, ()
-    if drift_df is not None and len(drift_df):
-        drift, subjects = int(drift_df.iloc[0]["n"]), tuple(drift_df.iloc[0]["what"])
+    # What drifted most (statistic over its threshold), for the recorded reason.
+    top = store.query_df(
+        f"SELECT concat(kind, ' ', subject) AS what, max(statistic / threshold) AS excess "
+        f"FROM {DB}.drift_events FINAL WHERE toUnixTimestamp64Milli(time) > {{since:Int64}} "
+        "AND threshold > 0 GROUP BY what ORDER BY excess DESC, what LIMIT 5",
+        since,
+    )
+    subjects = tuple(top["what"]) if drift and top is not None and len(top) else ()
     df = store.query_df(
         f"SELECT auc_rolling, auc, labels FROM {DB}.online_metrics "
         "WHERE scorer = 'lightgbm' ORDER BY time DESC LIMIT 1"

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     learner_checkpoint_s: float = Field(
         60.0, gt=0, description="Seconds between checkpoints of the learners' state."
     )
+    usage_flush_s: float = Field(
+        60.0, gt=0, description="Seconds between writes of inference cost to model_usage."
+    )
 
     # Training
     label_maturity_days: float = Field(

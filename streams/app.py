@@ -24,8 +24,6 @@ from streams.web import register_views
 from streams.writer import BatchWriter
 
 log = logging.getLogger(__name__)
-# Inference cost is written to streamlearn.model_usage once a minute.
-USAGE_INTERVAL_S = 60.0
 DRIFT_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
 
@@ -123,7 +121,8 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
 
     usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
 
-    @app.timer(interval=USAGE_INTERVAL_S)
+    # Inference cost to streamlearn.model_usage (once a minute by default).
+    @app.timer(interval=settings.usage_flush_s)
     async def write_usage() -> None:
         await flush_usage(ctx, usage)
 

@@ -37,7 +37,7 @@ from schemas import Serde
 from streamlearn.access import RemoteStore
 from streamlearn.processes import WorkerProcess
 from streamlearn.settings import Settings, settings_env
-from streamlearn.simulate import OutcomeDelays, Simulator
+from streamlearn.simulate import DRIFTED_FEATURES, OutcomeDelays, Simulator
 from streamlearn.simulate.replay import Replayer
 from tests.integration.kafka_helpers import consume_all, wait_until
 
@@ -108,7 +108,8 @@ def cli(settings: Settings, *args: str) -> str:
 def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_path: Path) -> None:
     t0 = time.monotonic()
     # Amount x1.35 after the drift is a PSI of ~0.09 (test_drift.py): below the default 0.2.
-    settings = settings.with_overrides(drift_psi_threshold=0.05)
+    # Inference cost reaches model_usage every 2 s instead of every minute.
+    settings = settings.with_overrides(drift_psi_threshold=0.05, usage_flush_s=2.0)
     now = now_ms()
     sim = Simulator(seed=21, cards=1500, merchants=200, fraud_rate=0.02, delays=DELAYS)
     replay = Replayer(settings)
@@ -137,13 +138,14 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         drift_after_first = wait_until(
             lambda: store.query_rows(
                 "SELECT count() FROM streamlearn.drift_events "
-                "WHERE toUnixTimestamp64Milli(time) > {t:Int64}",
-                {"t": first_at},
+                "WHERE toUnixTimestamp64Milli(time) > {t:Int64} AND kind = 'data' "
+                "AND has({drifted:Array(String)}, subject)",
+                {"t": first_at, "drifted": list(DRIFTED_FEATURES)},
             )[1][0][0],
             timeout=60,
-            what="a drift event from the worker after the first model",
+            what="a drift event on a feature the simulator drifted, after the first model",
         )
-        print(f"{drift_after_first} drift events after the first model")
+        print(f"{drift_after_first} drift events on drifted features after the first model")
 
         # Live traffic flows while the watch loop retrains and the new model is published.
         live_sim = Simulator(seed=22, cards=400, merchants=100, fraud_rate=0.02, delays=DELAYS)
@@ -260,6 +262,29 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
             {"ids": [e.transaction["transaction_id"] for e in after]},
         )
         assert rows == [(first.version, len(after))]
+
+        # What each model cost: training CPU beside the inference CPU the worker metered.
+        from batch_retrain.costs import model_costs
+
+        def metered() -> Any:
+            c = model_costs(store).set_index("version")
+            return c if c.loc[[first.version, second.version], "predictions"].min() > 0 else None
+
+        costs = wait_until(
+            lambda: (c,) if (c := metered()) is not None else None,
+            timeout=30,
+            what="inference cost of both models in model_usage",
+        )[0]
+        for version in (first.version, second.version):
+            row = costs.loc[version]
+            assert row["train_cpu"] == pytest.approx(registry.get(store, version).train_cpu_s)
+            assert row["inference_cpu_s"] > 0
+            assert row["cpu_s_per_1k"] == pytest.approx(
+                1000 * row["inference_cpu_s"] / row["predictions"]
+            )
+        listing = cli(settings, "models")
+        print(listing)
+        assert "per 1k predictions" in listing and "inference > training" in listing
         print(f"done {time.monotonic() - t0:.0f}s")
     finally:
         worker.stop(timeout=30)
