@@ -471,8 +471,21 @@ def bench(
         float, typer.Option(min=10, help="Events/s in the latency run.")
     ] = 1000.0,
     latency_s: Annotated[float, typer.Option(min=5, help="Seconds of the latency run.")] = 20.0,
+    training: Annotated[
+        int | None,
+        typer.Option(
+            min=1000,
+            help="Instead: time building the training set and training on this many labeled "
+            "rows (batch_retrain/bench_training.py).",
+        ),
+    ] = None,
 ) -> None:
     """End-to-end events/s and latency through the local broker, beside the raw ceilings."""
+    if training is not None:
+        from batch_retrain.bench_training import render, run_training_bench
+
+        console.print(render([run_training_bench(training, _settings().state_dir)]))
+        return
     from streamlearn.bench import run_bench
 
     run_bench(_settings(), events=events, latency_rate=latency_rate, latency_s=latency_s)
