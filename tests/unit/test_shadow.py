@@ -74,3 +74,12 @@ def test_gate_settings_build_the_config():
     assert g.describe() == "auc margin +0.01; tolerances p_at_k_day 0.05, logloss 0.005, ece 0.2"
     with pytest.raises(ValueError, match="gate tolerances"):
         gate_config(tol_auc=-1)
+
+
+def test_the_readme_shows_the_registry_query_the_tests_run():
+    from pathlib import Path
+
+    from batch_retrain.registry import WHO_SCORED_SQL
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert WHO_SCORED_SQL in readme
