@@ -70,13 +70,13 @@ class ModelFeed:
                 log.error("shadow model %s refused: %s", shadow.get("version"), exc)
 
     def _on_message(self, msg: Message) -> None:
-        if msg.value() is None:
-            # A tombstone: compaction's way to withdraw a key. Only a shadow can be withdrawn;
-            # the champion is replaced by publishing another one (or a rollback).
-            if _is_shadow_key(msg.key()):
-                self.champion.clear_shadow()
+        if msg.value() is None and _is_shadow_key(msg.key()):
+            # A tombstone withdraws the shadow (rejected by the live comparison).
+            self.champion.clear_shadow()
             return
         try:
+            # Any other empty message is dead-lettered (decode): the champion is replaced by
+            # publishing another release, or by a rollback, never withdrawn.
             record = self.serde.decode(msg.value())
             self.champion.offer(record)
         except (SchemaError, ModelRejected) as exc:
