@@ -148,10 +148,12 @@ def _gate(
     tol_ece: float | None,
 ):
     """The gate from settings with any --gate-* flag applied."""
+    from pydantic import ValidationError
+
     from batch_retrain.gate import gate_from_settings
 
-    return gate_from_settings(
-        settings.with_overrides(
+    try:
+        given = settings.with_overrides(
             gate_primary=primary,
             gate_margin=margin,
             gate_tol_auc=tol_auc,
@@ -159,7 +161,13 @@ def _gate(
             gate_tol_logloss=tol_logloss,
             gate_tol_ece=tol_ece,
         )
-    )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise StreamlearnError(
+            f"invalid gate setting --gate-{str(error['loc'][0])[5:].replace('_', '-')}: "
+            f"{error['msg']}"
+        ) from exc
+    return gate_from_settings(given)
 
 
 GatePrimary = Annotated[

@@ -35,6 +35,9 @@ CASES: dict[str, tuple[list[str], dict[str, str]]] = {
     "write": (["query", "DROP TABLE streamlearn.models"], {}),
     "bad_store_port": (["query", "--store", "http://u:topsecret@h:abc/db", "SELECT 1"], {}),
     "worker": (["worker", "--bootstrap", "127.0.0.1:1", "--web-port", "1"], {}),
+    "bad_gate": (["retrain", "--gate-primary", "f1"], {}),
+    "bad_gate_env": (["retrain"], {"STREAMLEARN_GATE_TOL_ECE": "-1"}),
+    "no_shadow": (["models", "shadow-check"], {}),
 }
 
 
@@ -154,3 +157,13 @@ def test_worker_without_kafka_says_so_clearly_without_a_traceback(runs) -> None:
 
 def test_worker_without_kafka_prints_only_one_line(runs) -> None:
     assert_one_line_error(runs("worker"), "Kafka")
+
+
+def test_a_bad_gate_setting_is_one_line(runs) -> None:
+    assert_one_line_error(runs("bad_gate"), "--gate-primary")
+    assert_one_line_error(runs("bad_gate_env"), "gate_tol_ece")
+
+
+def test_shadow_check_without_a_shadow(runs) -> None:
+    run = runs("no_shadow")
+    assert run.returncode == 0 and run.stdout.strip() == "no shadow model", run
