@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     learner_checkpoint_s: float = Field(
         60.0, gt=0, description="Seconds between checkpoints of the learners' state."
     )
+    pending_max_entries: int = Field(
+        500_000,
+        ge=1,
+        description="Scored transactions kept in memory for the label join (older: ClickHouse).",
+    )
+    label_horizon_days: float = Field(
+        90.0,
+        gt=0,
+        description="An outcome known this long after its transaction is stored, not learned.",
+    )
+    early_outcome_wait_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long an outcome waits for its unknown transaction before it is dropped.",
+    )
 
     # Training
     label_maturity_days: float = Field(

@@ -14,10 +14,11 @@ import faust
 from streamlearn.kafka import faust_broker_options
 from streamlearn.settings import Settings
 from streams.context import WorkerContext
-from streams.learning import learn_batch
+from streams.learning import learn_batch, resolve_parked
 from streams.merchant_risk import REFRESH_SQL
 from streams.offsets import OffsetGuard, admit_or_seek
 from streams.online import flush_drift, flush_online_metrics, save_checkpoint_now
+from streams.outcome_acks import release
 from streams.scoring import TXN_COLUMNS, score_batch
 from streams.usage import UsageMeter, flush_usage
 from streams.web import register_views
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 USAGE_INTERVAL_S = 60.0
 DRIFT_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
+PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
 
 
 def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
@@ -95,8 +97,9 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
             except Exception as exc:
                 _fatal("learning", exc)
                 raise
-            for event in events:
-                await stream.ack(event)
+            # Acked once a learner checkpoint covers them (checkpoint_learners below): an
+            # outcome committed but learned only in memory would be lost by a crash.
+            ctx.held_outcomes.hold(stream, events)
 
     ctx.writer = BatchWriter(ctx, TXN_COLUMNS)
 
@@ -104,6 +107,9 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:
         for guard in (txn_guard, outcome_guard):
             guard.forget({tp.partition for tp in revoked if tp.topic == guard.topic})
+        ctx.held_outcomes.forget(
+            {tp.partition for tp in revoked if tp.topic == outcome_guard.topic}
+        )
 
     @app.task
     async def write() -> None:
@@ -139,6 +145,11 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     @app.timer(interval=settings.learner_checkpoint_s)
     async def checkpoint_learners() -> None:
         await save_checkpoint_now(ctx)
+        await release(ctx.held_outcomes, ctx.online.saved_covered)
+
+    @app.timer(interval=min(PARKED_INTERVAL_S, settings.early_outcome_wait_s))
+    async def sweep_parked_outcomes() -> None:
+        await resolve_parked(ctx)
 
     register_views(app, ctx)
     return app

@@ -68,6 +68,8 @@ class OnlineLearning:
         self.recent_drift: deque[dict[str, Any]] = deque(maxlen=20)
         self.covered: dict[int, int] = {}  # outcome partition -> last offset learned
         self.skipped_outcomes = 0  # at or below a restored checkpoint's offsets
+        self.saved_covered: dict[int, int] = {}  # what the checkpoint on disk covers
+        self.restored_counters: dict[str, int] = {}  # learning counters when restored
         self.checkpoint_path: Path | None = None
         self.key = b""
         self.restored = False
@@ -156,8 +158,13 @@ class OnlineLearning:
             "drift_psi": dict(self.data_drift.last_psi) if self.data_drift else {},
             "checkpoint": {
                 "restored": self.restored,
+                "restored_counters": self.restored_counters,
                 "covered_offsets": {str(p): o for p, o in self.covered.items()},
+                "saved_offsets": {str(p): o for p, o in self.saved_covered.items()},
                 "skipped_outcomes": self.skipped_outcomes,
+                "learned_by_learner": {
+                    m.name: getattr(m, "learned", getattr(m, "seen", None)) for m in self.learners
+                },
             },
         }
 
@@ -271,24 +278,40 @@ async def flush_online_metrics(ctx: Any, worker: str) -> int:
     return len(rows)
 
 
+def checkpoint_state(ctx: Any) -> dict[str, Any]:
+    """Everything the learners' lineage is made of: the models, what they learned (ids and
+    counters, so a repeat after a restart is still a repeat), parked and unlearned outcomes."""
+    state = ctx.online.state(ctx.scorecard, ctx.early)
+    state["learned_ids"] = ctx.learned
+    state["counters"] = ctx.stats.learning_counters()
+    state["unlearned"] = list(ctx.unlearned)
+    return state
+
+
 def save_checkpoint_sync(ctx: Any) -> int:
     online: OnlineLearning = ctx.online
     if online.checkpoint_path is None or not online.covered:
         return 0
-    state = online.state(ctx.scorecard, ctx.early)
-    return checkpoint.save(online.checkpoint_path, state, online.covered, online.key)
+    covered = dict(online.covered)
+    written = checkpoint.save(online.checkpoint_path, checkpoint_state(ctx), covered, online.key)
+    online.saved_covered = covered
+    return written
 
 
 async def save_checkpoint_now(ctx: Any) -> int:
-    """Pickle on the loop (state is consistent between batches), sign and write in a thread."""
+    """Pickle on the loop (state is consistent between batches), sign and write in a thread.
+
+    Afterwards `online.saved_covered` holds the outcome offsets the file on disk covers: the
+    outcomes agent's events up to there may be acked (streams/outcome_acks.py).
+    """
     online: OnlineLearning = ctx.online
     if online.checkpoint_path is None or not online.covered:
         return 0
-    return await asyncio.to_thread(
-        checkpoint.write_bytes,
-        online.checkpoint_path,
-        checkpoint.dumps(online.state(ctx.scorecard, ctx.early), online.covered, online.key),
-    )
+    covered = dict(online.covered)
+    data = checkpoint.dumps(checkpoint_state(ctx), covered, online.key)
+    written = await asyncio.to_thread(checkpoint.write_bytes, online.checkpoint_path, data)
+    online.saved_covered = covered
+    return written
 
 
 def start_checkpoints(ctx: Any, state_dir: Path, worker_id: str, signing_key: bytes | None) -> bool:
@@ -311,9 +334,26 @@ def load_checkpoint(online: OnlineLearning, ctx: Any, path: Path, key: bytes) ->
     if not online.restore(state, offsets):
         return False
     ctx.scorecard = state["scorecard"]
-    ctx.early = state["early"]
+    ctx.early = _parked(state["early"])
     ctx.learner = online.lr
+    if "learned_ids" in state:  # checkpoints written before these were kept lack them
+        ctx.learned = state["learned_ids"]
+        ctx.stats.restore_learning_counters(state["counters"])
+        ctx.unlearned = list(state["unlearned"])
+    online.restored_counters = ctx.stats.learning_counters()
+    online.saved_covered = dict(offsets)
     return True
+
+
+def _parked(early: Any) -> Any:
+    """Older checkpoints parked a bare label per transaction: give it an unknown origin."""
+    from streams.pending import Parked
+
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    for txn_id, value in early.oldest(len(early)):
+        if isinstance(value, bool):
+            early._data[txn_id] = Parked(value, now_ms, now_ms, -1, -1)
+    return early
 
 
 def _release_reference(release: Mapping[str, Any] | None) -> dict[str, ReferenceBins] | None:

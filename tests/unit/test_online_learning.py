@@ -17,7 +17,8 @@ from streams.online import (
     save_checkpoint_sync,
     start_checkpoints,
 )
-from streams.pending import BoundedMap
+from streams.pending import BoundedMap, Parked
+from streams.stats import WorkerStats
 
 
 def batch(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -29,7 +30,15 @@ def batch(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
 
 
 def ctx_of(online: OnlineLearning) -> SimpleNamespace:
-    return SimpleNamespace(online=online, scorecard=Scorecard(), early=BoundedMap(10), learner=None)
+    return SimpleNamespace(
+        online=online,
+        scorecard=Scorecard(),
+        early=BoundedMap(10),
+        learned=BoundedMap(10),
+        stats=WorkerStats(),
+        unlearned=[],
+        learner=None,
+    )
 
 
 def test_serves_lr_then_champion_then_blend_and_names_drifted_features() -> None:
@@ -63,7 +72,12 @@ def test_checkpoint_restores_learners_and_covered_offsets(tmp_path: Path) -> Non
     online.learn(batch(1, 1)[0].tolist(), {}, True, 0)
     ctx.scorecard.update(True, {"river_lr": 0.7})
     online.mark_learned(0, 41)
+    ctx.learned.put("t1", True)
+    ctx.stats.learned = 1
+    ctx.stats.duplicate_outcomes = 2
+    ctx.early.put("t2", Parked(False, 5, 6, 0, 40))
     assert save_checkpoint_sync(ctx) > 0
+    assert online.saved_covered == {0: 41}
 
     again = OnlineLearning("lr,hat,hst", FEATURE_NAMES)
     ctx2 = ctx_of(again)
@@ -71,6 +85,13 @@ def test_checkpoint_restores_learners_and_covered_offsets(tmp_path: Path) -> Non
     assert again.covers(0, 41) and not again.covers(0, 42) and not again.covers(1, 0)
     assert again.lr.learned == 1 and ctx2.learner is again.lr
     assert ctx2.scorecard.by_scorer["river_lr"].labels == 1
+    # What was learned continues from the checkpoint: counters, ids (repeats stay repeats),
+    # and the outcomes still waiting for their transaction.
+    assert ctx2.stats.learned == 1 and ctx2.stats.duplicate_outcomes == 2
+    assert ctx2.learned.get("t1") is True
+    assert ctx2.early.get("t2") == Parked(False, 5, 6, 0, 40)
+    assert again.saved_covered == {0: 41}
+    assert again.status()["checkpoint"]["restored_counters"]["learned"] == 1
     rows = metric_rows(ctx2.scorecard, "w1", dt.datetime.now(dt.UTC))
     assert rows[0][1:5] == ["w1", "river_lr", 1, 1]
 
