@@ -230,13 +230,13 @@ async def _publish(
         # Latency from the upstream's publish (Kafka timestamp) to the score: replays and
         # late events carry old event times, so event time would not measure the pipeline.
         latencies.append((now_s, scored_at - published_at[i] * 1000))
-        served = pack_scored(
+        logged = pack_scored(
             vectors[i], {**scores, "served": score}, txn["merchant_id"], txn["event_time"]
         )
         if ctx.early.get(txn_id) is not None:
-            learn_parked(ctx, txn_id, served, scored_at)  # its outcome came first
+            learn_parked(ctx, txn_id, logged, scored_at)  # its outcome came first
         else:
-            ctx.pending.put(txn_id, served)
+            ctx.pending.put(txn_id, logged)
 
     # Predictions are acknowledged before the batch goes to the writer (and is acked there).
     await flush(ctx)
