@@ -323,11 +323,25 @@ def bench(
         float, typer.Option(min=10, help="Events/s in the latency run.")
     ] = 1000.0,
     latency_s: Annotated[float, typer.Option(min=5, help="Seconds of the latency run.")] = 20.0,
+    pending_entries: Annotated[
+        str, typer.Option(help="Pending-map sizes whose memory to measure (comma list; '' skips).")
+    ] = "1000000,2000000",
 ) -> None:
-    """End-to-end events/s and latency through the local broker, beside the raw ceilings."""
+    """End-to-end events/s and latency through the local broker, beside the raw ceilings;
+    learning cost beside scoring; memory of the label join's pending map."""
     from streamlearn.bench import run_bench
 
-    run_bench(_settings(), events=events, latency_rate=latency_rate, latency_s=latency_s)
+    try:
+        sizes = tuple(int(x) for x in pending_entries.split(",") if x.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(f"--pending-entries: {exc}") from exc
+    run_bench(
+        _settings(),
+        events=events,
+        latency_rate=latency_rate,
+        latency_s=latency_s,
+        pending_entries=sizes,
+    )
 
 
 def _print_df(df, title: str | None) -> None:

@@ -6,6 +6,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -74,6 +75,12 @@ class BoundedMap(Generic[V]):
             if len(out) >= n:
                 break
             out.append(item)
+        return out
+
+    def newest(self, n: int) -> list[tuple[str, V]]:
+        """Up to n entries, the newest, oldest first."""
+        out = list(islice(reversed(self._data.items()), n))
+        out.reverse()
         return out
 
     def __len__(self) -> int:
