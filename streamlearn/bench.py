@@ -32,6 +32,7 @@ from streamlearn.settings import Settings, settings_env
 from streamlearn.simulate import generate_batch
 
 console = Console()
+OUTCOME_SHARE = 0.1  # outcomes per scored transaction in the "realistic" learning run
 
 
 @dataclass
@@ -319,9 +320,12 @@ def run_bench(
         quiet = _latency_run(
             settings, watcher, worker, rate=latency_rate, seconds=latency_s, seed=11, start_ms=now
         )
-        # Outcomes at the transaction rate (every payment gets one: a confirmation or a
-        # chargeback), for the preloaded transactions: aged out of the small pending map
-        # below, so each is joined through a ClickHouse lookup, as outcomes days late are.
+        # Outcomes at a tenth of the transaction rate (chargebacks, confirmed frauds and
+        # reviewed payments; the rest mature unlabeled), for the preloaded transactions: aged
+        # out of the small pending map below, so each is joined through a ClickHouse lookup,
+        # as outcomes that come days later are.
+        outcome_rate = latency_rate * OUTCOME_SHARE
+        paced = int(outcome_rate * latency_s)
         labelled = _latency_run(
             settings,
             watcher,
@@ -330,10 +334,10 @@ def run_bench(
             seconds=latency_s,
             seed=12,
             start_ms=now + 3_600_000,
-            outcomes=_outcomes(preloaded)[: int(latency_rate * latency_s)],
-            outcome_rate=latency_rate,
+            outcomes=_outcomes(preloaded)[:paced],
+            outcome_rate=outcome_rate,
         )
-        # All the outcomes at once beside live scoring: how fast the worker learns.
+        # All the other outcomes at once beside live scoring: how fast the worker learns.
         flood = _latency_run(
             settings,
             watcher,
@@ -342,7 +346,7 @@ def run_bench(
             seconds=latency_s,
             seed=13,
             start_ms=now + 7_200_000,
-            outcomes=_outcomes(preloaded)[int(latency_rate * latency_s) :],
+            outcomes=_outcomes(preloaded)[paced:],
         )
     finally:
         worker.stop()
@@ -381,7 +385,7 @@ def run_bench(
         if mask.any():
             slices.append(f"{start}-{start + 5}s: {np.percentile(lat[mask], 99):.0f}")
     console.print("p99 ms per 5 s slice: " + ", ".join(slices))
-    learning = _learning_table(quiet, labelled, flood, latency_rate, latency_s)
+    learning = _learning_table(quiet, labelled, flood, latency_rate, latency_s, outcome_rate)
     memory = _pending_table(pending_entries)
     result = {
         "throughput": {f.name: round(f.rate, 1) for f in figures},
@@ -394,14 +398,11 @@ def run_bench(
 
 
 def _learning_table(
-    quiet: dict, labelled: dict, flood: dict, rate: float, seconds: float
+    quiet: dict, labelled: dict, flood: dict, rate: float, seconds: float, outcome_rate: float
 ) -> dict[str, Any]:
-    """Scoring latency without outcomes, with outcomes at the same rate, and with a flood."""
-    runs = {
-        "no outcomes": quiet,
-        f"outcomes at {rate:,.0f}/s": labelled,
-        "outcome backlog": flood,
-    }
+    """Scoring latency without outcomes, with paced outcomes, and with a backlog of them."""
+    paced = f"outcomes at {outcome_rate:,.0f}/s"
+    runs = {"no outcomes": quiet, paced: labelled, "outcome backlog": flood}
     table = Table(
         title=f"learning beside scoring at {rate:,.0f} transactions/s, {seconds:.0f}s each "
         "(latency: producer → prediction received)"
@@ -428,8 +429,8 @@ def _learning_table(
             "learned_per_s": per_s,
         }
     console.print(table)
-    added = out[f"outcomes at {rate:,.0f}/s"]["p99_ms"] - out["no outcomes"]["p99_ms"]
-    console.print(f"p99 added by learning at {rate:,.0f} outcomes/s: {added:+.1f} ms")
+    added = out[paced]["p99_ms"] - out["no outcomes"]["p99_ms"]
+    console.print(f"p99 added by learning at {outcome_rate:,.0f} outcomes/s: {added:+.1f} ms")
     return out
 
 
