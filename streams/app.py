@@ -145,7 +145,12 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     @app.timer(interval=settings.learner_checkpoint_s)
     async def checkpoint_learners() -> None:
         await save_checkpoint_now(ctx)
-        await release(ctx.held_outcomes, ctx.online.saved_covered)
+        online = ctx.online
+        # Without a checkpoint file (none configured) nothing could ever cover them: ack all.
+        await release(
+            ctx.held_outcomes,
+            online.saved_covered if online.checkpoint_path is not None else online.covered,
+        )
 
     @app.timer(interval=min(PARKED_INTERVAL_S, settings.early_outcome_wait_s))
     async def sweep_parked_outcomes() -> None:
