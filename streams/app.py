@@ -150,6 +150,7 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         await release(
             ctx.held_outcomes,
             online.saved_covered if online.checkpoint_path is not None else online.covered,
+            app.consumer.assignment,
         )
 
     @app.timer(interval=min(PARKED_INTERVAL_S, settings.early_outcome_wait_s))

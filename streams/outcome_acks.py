@@ -10,7 +10,7 @@ everything past the last checkpoint and the restored learners skip what they alr
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
 
@@ -46,9 +46,20 @@ class HeldOutcomes:
         return sum(len(q) for q in self._held.values())
 
 
-async def release(held: HeldOutcomes, offsets: Mapping[int, int]) -> int:
-    """Ack the held events a written checkpoint covers; returns how many."""
+async def release(
+    held: HeldOutcomes, offsets: Mapping[int, int], assigned: Callable[[], Set[Any]] | None = None
+) -> int:
+    """Ack the held events a written checkpoint covers; returns how many acked.
+
+    assigned() gives the partitions this worker holds now: an event of a batch that was being
+    learned while its partition was revoked is dropped, its new owner reads it again.
+    """
     taken = held.covered_by(offsets)
+    current = assigned() if assigned is not None else None
+    acked = 0
     for stream, event in taken:
+        if current is not None and event.message.tp not in current:
+            continue
         await stream.ack(event)
-    return len(taken)
+        acked += 1
+    return acked

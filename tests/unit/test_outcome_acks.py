@@ -36,6 +36,17 @@ def test_only_covered_offsets_are_released_in_order() -> None:
     assert len(held) == 0
 
 
+def test_events_of_partitions_no_longer_assigned_are_not_acked() -> None:
+    held = HeldOutcomes()
+    stream = Stream()
+    events = [event(0, 0), event(1, 0)]
+    for e in events:
+        e.message.tp = ("outcomes", e.message.partition)
+    held.hold(stream, events)
+    assert asyncio.run(release(held, {0: 0, 1: 0}, lambda: {("outcomes", 1)})) == 1
+    assert stream.acked == [(1, 0)] and len(held) == 0
+
+
 def test_bounded_map_returns_what_the_cap_pushes_out() -> None:
     m: BoundedMap[int] = BoundedMap(2)
     assert m.put("a", 1) is None and m.put("b", 2) is None
