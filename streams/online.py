@@ -34,6 +34,7 @@ from learners.drift import (
 )
 from learners.metrics import Scorecard
 from learners.registry import Learner, build_learners
+from streams.pending import BoundedMap, Parked
 
 log = logging.getLogger(__name__)
 CHAMPION = "lightgbm"
@@ -357,8 +358,6 @@ def _pack_learned(learned: Any) -> tuple[str, bytes]:
 
 
 def _unpack_learned(packed: tuple[str, bytes], max_entries: int) -> Any:
-    from streams.pending import BoundedMap
-
     ids, labels = packed
     learned: BoundedMap[bool] = BoundedMap(max_entries)
     for txn_id, label in zip(ids.split("\n") if ids else [], labels, strict=True):
@@ -368,12 +367,10 @@ def _unpack_learned(packed: tuple[str, bytes], max_entries: int) -> Any:
 
 def _parked(early: Any) -> Any:
     """Older checkpoints parked a bare label per transaction: give it an unknown origin."""
-    from streams.pending import Parked
-
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     for txn_id, value in early.oldest(len(early)):
         if isinstance(value, bool):
-            early._data[txn_id] = Parked(value, now_ms, now_ms, -1, -1)
+            early.put(txn_id, Parked(value, now_ms, now_ms, -1, -1))  # keeps its place
     return early
 
 

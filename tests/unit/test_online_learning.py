@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from learners import checkpoint
 from learners.metrics import Scorecard
 from streams.features import FEATURE_NAMES
 from streams.online import (
@@ -99,3 +100,18 @@ def test_checkpoint_restores_learners_and_covered_offsets(tmp_path: Path) -> Non
     third = OnlineLearning("lr,hat,hst", FEATURE_NAMES)
     assert not start_checkpoints(ctx_of(third), tmp_path, "w1", b"another key")
     assert third.lr.learned == 0
+
+
+def test_a_checkpoint_from_before_parked_origins_still_restores(tmp_path: Path) -> None:
+    online = OnlineLearning("lr", FEATURE_NAMES)
+    ctx = ctx_of(online)
+    start_checkpoints(ctx, tmp_path, "w1", None)
+    online.mark_learned(0, 3)
+    ctx.early.put("t9", True)  # what earlier versions parked: the bare label
+    state = online.state(ctx.scorecard, ctx.early)  # and none of the newer keys
+    checkpoint.save(online.checkpoint_path, state, online.covered, online.key)
+    ctx2 = ctx_of(OnlineLearning("lr", FEATURE_NAMES))
+    assert start_checkpoints(ctx2, tmp_path, "w1", None)
+    parked = ctx2.early.get("t9")
+    assert isinstance(parked, Parked) and parked.is_fraud is True and parked.partition == -1
+    assert ctx2.stats.learned == 0 and ctx2.online.covers(0, 3)
