@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 USAGE_INTERVAL_S = 60.0
 DRIFT_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
+OUTCOME_BATCH_WITHIN_S = 1.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
 
 
@@ -89,7 +90,9 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
 
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
-        async for events in stream.noack_take(1000, within=0.2):
+        # Up to a second per batch: each batch costs an insert and a lookup on the store
+        # connection the scoring writer needs too, and outcomes are not latency-critical.
+        async for events in stream.noack_take(1000, within=OUTCOME_BATCH_WITHIN_S):
             if not await admit_or_seek(outcome_guard, events):
                 continue
             try:
