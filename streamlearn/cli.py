@@ -487,8 +487,12 @@ def bench(
             "rows (batch_retrain/bench_training.py).",
         ),
     ] = None,
+    pending_entries: Annotated[
+        str, typer.Option(help="Pending-map sizes whose memory to measure (comma list; '' skips).")
+    ] = "1000000,2000000",
 ) -> None:
-    """End-to-end events/s and latency through the local broker, beside the raw ceilings."""
+    """End-to-end events/s and latency through the local broker, beside the raw ceilings;
+    learning cost beside scoring; memory of the label join's pending map."""
     if training is not None:
         from batch_retrain.bench_training import render, run_training_bench
 
@@ -496,7 +500,17 @@ def bench(
         return
     from streamlearn.bench import run_bench
 
-    run_bench(_settings(), events=events, latency_rate=latency_rate, latency_s=latency_s)
+    try:
+        sizes = tuple(int(x) for x in pending_entries.split(",") if x.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(f"--pending-entries: {exc}") from exc
+    run_bench(
+        _settings(),
+        events=events,
+        latency_rate=latency_rate,
+        latency_s=latency_s,
+        pending_entries=sizes,
+    )
 
 
 def _print_df(df, title: str | None) -> None:

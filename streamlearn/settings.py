@@ -58,6 +58,21 @@ class Settings(BaseSettings):
     usage_flush_s: float = Field(
         60.0, gt=0, description="Seconds between writes of inference cost to model_usage."
     )
+    pending_max_entries: int = Field(
+        500_000,
+        ge=1,
+        description="Scored transactions kept in memory for the label join (older: ClickHouse).",
+    )
+    label_horizon_days: float = Field(
+        90.0,
+        gt=0,
+        description="An outcome known this long after its transaction is stored, not learned.",
+    )
+    early_outcome_wait_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long an outcome waits for its unknown transaction before it is dropped.",
+    )
 
     # Training
     label_maturity_days: float = Field(

@@ -168,6 +168,20 @@ DDL: tuple[str, ...] = (
         value_size UInt32
     ) ENGINE = ReplacingMergeTree
     ORDER BY (source_topic, source_partition, source_offset)""",
+    # Outcomes stored but not learned from, and why: 'expired' (known more than
+    # label_horizon_days after the transaction) or 'unknown' (no transaction was scored for
+    # it within early_outcome_wait_s). Keyed by the outcome message: replays collapse.
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.unlearned_outcomes (
+        transaction_id String,
+        is_fraud Bool,
+        outcome_time DateTime64(3, 'UTC'),
+        transaction_time Nullable(DateTime64(3, 'UTC')),
+        reason LowCardinality(String),
+        source_partition Int32,
+        source_offset Int64
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY (transaction_id, reason, source_partition, source_offset)
+    SETTINGS {DEDUP}""",
     # Online metrics per scorer, from labels as they arrive: one snapshot per worker a minute.
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.online_metrics (
         time DateTime64(3, 'UTC'),

@@ -14,10 +14,11 @@ import faust
 from streamlearn.kafka import faust_broker_options
 from streamlearn.settings import Settings
 from streams.context import WorkerContext
-from streams.learning import learn_batch
+from streams.learning import learn_batch, resolve_parked
 from streams.merchant_risk import REFRESH_SQL
 from streams.offsets import OffsetGuard, admit_or_seek
 from streams.online import flush_drift, flush_online_metrics, save_checkpoint_now
+from streams.outcome_acks import release
 from streams.scoring import TXN_COLUMNS, score_batch
 from streams.usage import UsageMeter, flush_usage
 from streams.web import register_views
@@ -26,6 +27,8 @@ from streams.writer import BatchWriter
 log = logging.getLogger(__name__)
 DRIFT_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
+OUTCOME_BATCH_WITHIN_S = 1.0
+PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
 
 
 def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
@@ -85,7 +88,9 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
 
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
-        async for events in stream.noack_take(1000, within=0.2):
+        # Up to a second per batch: each batch costs an insert and a lookup on the store
+        # connection the scoring writer needs too, and outcomes are not latency-critical.
+        async for events in stream.noack_take(1000, within=OUTCOME_BATCH_WITHIN_S):
             if not await admit_or_seek(outcome_guard, events):
                 continue
             try:
@@ -93,8 +98,9 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
             except Exception as exc:
                 _fatal("learning", exc)
                 raise
-            for event in events:
-                await stream.ack(event)
+            # Acked once a learner checkpoint covers them (checkpoint_learners below): an
+            # outcome committed but learned only in memory would be lost by a crash.
+            ctx.held_outcomes.hold(stream, events)
 
     ctx.writer = BatchWriter(ctx, TXN_COLUMNS)
 
@@ -102,6 +108,9 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:
         for guard in (txn_guard, outcome_guard):
             guard.forget({tp.partition for tp in revoked if tp.topic == guard.topic})
+        ctx.held_outcomes.forget(
+            {tp.partition for tp in revoked if tp.topic == outcome_guard.topic}
+        )
 
     @app.task
     async def write() -> None:
@@ -138,6 +147,17 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     @app.timer(interval=settings.learner_checkpoint_s)
     async def checkpoint_learners() -> None:
         await save_checkpoint_now(ctx)
+        online = ctx.online
+        # Without a checkpoint file (none configured) nothing could ever cover them: ack all.
+        await release(
+            ctx.held_outcomes,
+            online.saved_covered if online.checkpoint_path is not None else online.covered,
+            app.consumer.assignment,
+        )
+
+    @app.timer(interval=min(PARKED_INTERVAL_S, settings.early_outcome_wait_s))
+    async def sweep_parked_outcomes() -> None:
+        await resolve_parked(ctx)
 
     register_views(app, ctx)
     return app

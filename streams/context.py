@@ -14,7 +14,8 @@ from streamlearn.settings import Settings
 from streams.champion import Champion
 from streams.dead_letters import DeadLetterWriter
 from streams.merchant_risk import MerchantRisk
-from streams.pending import BoundedMap, Scored
+from streams.outcome_acks import HeldOutcomes
+from streams.pending import BoundedMap, Parked, Scored
 from streams.sink import StoreSink
 from streams.stats import WorkerStats
 
@@ -30,8 +31,8 @@ class WorkerContext:
     learner: OnlineLogistic
     merchant_risk: MerchantRisk
     table: Any = None  # the Faust table of per-card and per-merchant state
-    pending: BoundedMap[Scored] = field(default_factory=lambda: BoundedMap(500_000))
-    early: BoundedMap[bool] = field(default_factory=lambda: BoundedMap(100_000))
+    pending: BoundedMap[Scored] = field(default=None)  # type: ignore[assignment]  # sized below
+    early: BoundedMap[Parked] = field(default_factory=lambda: BoundedMap(100_000))
     learned: BoundedMap[bool] = field(default_factory=lambda: BoundedMap(1_000_000))
     scorecard: Scorecard = field(default_factory=Scorecard)
     stats: WorkerStats = field(default_factory=WorkerStats)
@@ -43,3 +44,11 @@ class WorkerContext:
     writer: Any = None  # streams.writer.BatchWriter, bound to the running loop
     offset_guards: tuple = ()  # streams.offsets.OffsetGuard per input topic
     online: Any = None  # streams.online.OnlineLearning: learners, blend, drift monitors
+    # Outcome events learned from but not yet covered by a learner checkpoint (acked after).
+    held_outcomes: HeldOutcomes = field(default_factory=HeldOutcomes)
+    # streamlearn.unlearned_outcomes rows not yet stored (expired or unknown outcomes).
+    unlearned: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.pending is None:
+            self.pending = BoundedMap(self.settings.pending_max_entries)

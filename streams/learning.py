@@ -13,7 +13,7 @@ from streamlearn.store import batch_token
 from streams.context import WorkerContext
 from streams.dead_letters import DeadLetter
 from streams.features import FEATURE_NAMES
-from streams.pending import Scored
+from streams.pending import Parked, Scored, pack_scored
 from streams.validate import check_outcome
 
 OUTCOME_COLUMNS = (
@@ -24,6 +24,18 @@ OUTCOME_COLUMNS = (
     "source_partition",
     "source_offset",
 )
+UNLEARNED_COLUMNS = (
+    "transaction_id",
+    "is_fraud",
+    "outcome_time",
+    "transaction_time",
+    "reason",
+    "source_partition",
+    "source_offset",
+)
+EXPIRED = "expired"  # known more than label_horizon_days after its transaction
+UNKNOWN = "unknown"  # its transaction was not scored within early_outcome_wait_s
+RESOLVE_MAX = 5000  # parked outcomes looked up in the store per sweep
 DAY_MS = 86_400_000
 LEARN_SLICE = 50
 # Outcomes may come weeks after the transaction: their own event time may be older than
@@ -65,7 +77,7 @@ async def learn_batch(ctx: WorkerContext, events: list[Any]) -> None:
         if ctx.online.covers(msg.partition, msg.offset):
             ctx.online.skipped_outcomes += 1  # learned before the restored checkpoint was saved
         else:
-            outcomes.append(outcome)
+            outcomes.append((outcome, msg.partition, msg.offset))
         rows.append(
             [
                 outcome["transaction_id"],
@@ -84,16 +96,17 @@ async def learn_batch(ctx: WorkerContext, events: list[Any]) -> None:
         await ctx.sink.insert("outcomes", rows, OUTCOME_COLUMNS, token)
         ctx.stats.outcomes += len(rows)
         await _learn(ctx, outcomes)
+        await flush_unlearned(ctx)
     for event in events:  # the offsets a checkpoint taken from now on covers
         ctx.online.mark_learned(event.message.partition, event.message.offset)
     ctx.dlq.flush()
 
 
-async def _learn(ctx: WorkerContext, outcomes: list[dict[str, Any]]) -> None:
+async def _learn(ctx: WorkerContext, outcomes: list[tuple[dict[str, Any], int, int]]) -> None:
     now_ms = int(time.time() * 1000)
     found: dict[str, Scored] = {}
     missing: list[str] = []
-    for outcome in outcomes:
+    for outcome, _, _ in outcomes:
         txn_id = outcome["transaction_id"]
         if txn_id in found:
             continue
@@ -112,32 +125,136 @@ async def _learn(ctx: WorkerContext, outcomes: list[dict[str, Any]]) -> None:
                 if scored is not None:
                     found[txn_id] = scored
 
-    for i, outcome in enumerate(outcomes):
+    for i, (outcome, partition, offset) in enumerate(outcomes):
         if i % LEARN_SLICE == LEARN_SLICE - 1:
             # Learning shares the event loop with scoring: let waiting batches be scored.
             await asyncio.sleep(0)
         txn_id = outcome["transaction_id"]
         is_fraud = bool(outcome["is_fraud"])
-        previous = ctx.learned.get(txn_id)
-        if previous is not None:
-            # Learned once already: a repeat is counted, a contradiction too; neither relearns.
-            if previous == is_fraud:
-                ctx.stats.duplicate_outcomes += 1
-            else:
-                ctx.stats.conflicting_outcomes += 1
+        if _repeat(ctx, txn_id, is_fraud):
             continue
         # The transaction may have been scored since the lookup (scoring runs while this
         # loop yields): take it from pending before parking the outcome as early.
         scored = found.get(txn_id) or ctx.pending.pop(txn_id)
         if scored is None:
-            ctx.early.put(txn_id, is_fraud)
+            parked = Parked(is_fraud, outcome["event_time"], now_ms, partition, offset)
+            pushed_out = ctx.early.put(txn_id, parked)
             ctx.stats.early_outcomes += 1
+            if pushed_out is not None:
+                _unlearned(ctx, pushed_out[0], pushed_out[1], None, UNKNOWN)
             continue
-        ctx.online.learn(scored.features, scored.scores, is_fraud, now_ms)
-        ctx.scorecard.update(is_fraud, scored.scores)
-        ctx.merchant_risk.add(scored.merchant_id, outcome["event_time"], is_fraud)
-        ctx.learned.put(txn_id, is_fraud)
-        ctx.stats.learned += 1
+        learn_one(ctx, txn_id, scored, is_fraud, outcome["event_time"], partition, offset, now_ms)
+
+
+def _repeat(ctx: WorkerContext, txn_id: str, is_fraud: bool) -> bool:
+    """Learned once already: a repeat is counted, a contradiction too; neither relearns."""
+    previous = ctx.learned.get(txn_id)
+    if previous is None:
+        return False
+    if previous == is_fraud:
+        ctx.stats.duplicate_outcomes += 1
+    else:
+        ctx.stats.conflicting_outcomes += 1
+    return True
+
+
+def learn_one(
+    ctx: WorkerContext,
+    txn_id: str,
+    scored: Scored,
+    is_fraud: bool,
+    outcome_ms: int,
+    partition: int,
+    offset: int,
+    now_ms: int,
+) -> bool:
+    """Learn one outcome from what was served for its transaction, unless it is past the label
+    horizon (then it is recorded as expired). True if learned."""
+    if outcome_ms - scored.event_time > ctx.settings.label_horizon_days * DAY_MS:
+        parked = Parked(is_fraud, outcome_ms, now_ms, partition, offset)
+        _unlearned(ctx, txn_id, parked, scored.event_time, EXPIRED)
+        return False
+    ctx.online.learn(scored.features, scored.scores, is_fraud, now_ms)
+    ctx.scorecard.update(is_fraud, scored.scores)
+    ctx.merchant_risk.add(scored.merchant_id, outcome_ms, is_fraud)
+    ctx.learned.put(txn_id, is_fraud)
+    ctx.stats.learned += 1
+    return True
+
+
+def learn_parked(ctx: WorkerContext, txn_id: str, scored: Scored, now_ms: int) -> None:
+    """The transaction of a parked outcome is scored (or found in the store): learn it now."""
+    parked = ctx.early.pop(txn_id)
+    if parked is None or _repeat(ctx, txn_id, parked.is_fraud):
+        return
+    learn_one(
+        ctx,
+        txn_id,
+        scored,
+        parked.is_fraud,
+        parked.outcome_ms,
+        parked.partition,
+        parked.offset,
+        now_ms,
+    )
+
+
+def _unlearned(
+    ctx: WorkerContext, txn_id: str, parked: Parked, txn_ms: int | None, reason: str
+) -> None:
+    if reason == EXPIRED:
+        ctx.stats.expired_outcomes += 1
+    else:
+        ctx.stats.unknown_outcomes += 1
+    ctx.unlearned.append(
+        [
+            txn_id,
+            parked.is_fraud,
+            _utc(parked.outcome_ms),
+            None if txn_ms is None else _utc(txn_ms),
+            reason,
+            parked.partition,
+            parked.offset,
+        ]
+    )
+
+
+async def resolve_parked(ctx: WorkerContext) -> int:
+    """Outcomes still waiting for their transaction: learn those whose transaction is now in
+    the store (scored by another worker, or before a crash), give up on those that waited
+    longer than early_outcome_wait_s (recorded as unknown); store the unlearned rows."""
+    parked = ctx.early.oldest(RESOLVE_MAX)
+    if parked:
+        found = await _lookup(ctx, [txn_id for txn_id, _ in parked])
+        now_ms = int(time.time() * 1000)
+        wait_ms = ctx.settings.early_outcome_wait_s * 1000
+        for txn_id, p in parked:
+            if ctx.early.get(txn_id) is not p:
+                continue  # learned by scoring while the lookup ran
+            scored = found.get(txn_id)
+            if scored is not None:
+                learn_parked(ctx, txn_id, scored, now_ms)
+            elif now_ms - p.parked_ms > wait_ms:
+                ctx.early.pop(txn_id)
+                _unlearned(ctx, txn_id, p, None, UNKNOWN)
+    return await flush_unlearned(ctx)
+
+
+async def flush_unlearned(ctx: WorkerContext) -> int:
+    """Store the expired/unknown outcomes decided so far (idempotent: keyed by origin)."""
+    rows = list(ctx.unlearned)
+    if not rows:
+        return 0
+    token = batch_token(
+        "unlearned", rows[0][5], rows[0][6], rows[-1][6], (f"{r[0]}/{r[4]}/{r[6]}" for r in rows)
+    )
+    await ctx.sink.insert("unlearned_outcomes", rows, UNLEARNED_COLUMNS, token)
+    del ctx.unlearned[: len(rows)]
+    return len(rows)
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
 
 
 async def _lookup(ctx: WorkerContext, ids: list[str]) -> dict[str, Scored]:
@@ -147,5 +264,5 @@ async def _lookup(ctx: WorkerContext, ids: list[str]) -> dict[str, Scored]:
     )
     out: dict[str, Scored] = {}
     for txn_id, merchant, event_ms, vector, scores, score in rows:
-        out[txn_id] = Scored(list(vector), {**scores, "served": score}, merchant, int(event_ms))
+        out[txn_id] = pack_scored(vector, {**scores, "served": score}, merchant, int(event_ms))
     return out

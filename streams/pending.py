@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -13,10 +16,29 @@ V = TypeVar("V")
 class Scored:
     """The exact features and scores served for one transaction."""
 
-    features: list[float]
+    features: Sequence[float]
     scores: dict[str, float]
     merchant_id: str
     event_time: int
+
+
+def pack_scored(
+    features: Sequence[float], scores: dict[str, float], merchant_id: str, event_time: int
+) -> Scored:
+    """A Scored whose features are packed doubles: ~270 bytes for 26 features instead of
+    ~870 as a list of floats (the pending map holds hundreds of thousands)."""
+    return Scored(array("d", features), scores, merchant_id, event_time)
+
+
+@dataclass(slots=True)
+class Parked:
+    """An outcome that came before its transaction was scored, waiting for it."""
+
+    is_fraud: bool
+    outcome_ms: int  # the outcome's event time
+    parked_ms: int  # wall clock when it was parked
+    partition: int
+    offset: int
 
 
 class BoundedMap(Generic[V]):
@@ -32,17 +54,34 @@ class BoundedMap(Generic[V]):
         self._data: OrderedDict[str, V] = OrderedDict()
         self.evicted = 0
 
-    def put(self, key: str, value: V) -> None:
+    def put(self, key: str, value: V) -> tuple[str, V] | None:
+        """Insert; returns the (key, value) pushed out by the cap, if any."""
         self._data[key] = value
         if len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
             self.evicted += 1
+            return self._data.popitem(last=False)
+        return None
 
     def get(self, key: str) -> V | None:
         return self._data.get(key)
 
     def pop(self, key: str) -> V | None:
         return self._data.pop(key, None) if self._data else None
+
+    def oldest(self, n: int) -> list[tuple[str, V]]:
+        """Up to n entries, oldest first (a copy: the map may change meanwhile)."""
+        out: list[tuple[str, V]] = []
+        for item in self._data.items():
+            if len(out) >= n:
+                break
+            out.append(item)
+        return out
+
+    def newest(self, n: int) -> list[tuple[str, V]]:
+        """Up to n entries, the newest, oldest first."""
+        out = list(islice(reversed(self._data.items()), n))
+        out.reverse()
+        return out
 
     def __len__(self) -> int:
         return len(self._data)

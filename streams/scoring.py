@@ -14,7 +14,8 @@ from streams.champion import ModelSlot
 from streams.context import WorkerContext
 from streams.dead_letters import DeadLetter
 from streams.features import FEATURE_NAMES, FEATURE_VERSION, compute
-from streams.pending import Scored
+from streams.learning import learn_parked
+from streams.pending import pack_scored
 from streams.validate import check_transaction
 from streams.writer import ScoredBatch, flush
 
@@ -229,16 +230,13 @@ async def _publish(
         # Latency from the upstream's publish (Kafka timestamp) to the score: replays and
         # late events carry old event times, so event time would not measure the pipeline.
         latencies.append((now_s, scored_at - published_at[i] * 1000))
-        served_scores = {**scores, "served": score}
-        ctx.pending.put(
-            txn_id, Scored(vectors[i], served_scores, txn["merchant_id"], txn["event_time"])
+        logged = pack_scored(
+            vectors[i], {**scores, "served": score}, txn["merchant_id"], txn["event_time"]
         )
-        early = ctx.early.pop(txn_id)
-        if early is not None:
-            ctx.online.learn(vectors[i], served_scores, early, scored_at)
-            ctx.learned.put(txn_id, early)
-            ctx.scorecard.update(early, served_scores)
-            ctx.stats.learned += 1
+        if ctx.early.get(txn_id) is not None:
+            learn_parked(ctx, txn_id, logged, scored_at)  # its outcome came first
+        else:
+            ctx.pending.put(txn_id, logged)
 
     # Predictions are acknowledged before the batch goes to the writer (and is acked there).
     await flush(ctx)

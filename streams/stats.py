@@ -9,6 +9,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 LATENCY_WINDOW_S = 30.0
+# What the learners have done with outcomes: saved in their checkpoint and restored with them,
+# so after a crash they continue from what the restored learners had learned.
+LEARNING_COUNTERS = (
+    "learned",
+    "early_outcomes",
+    "duplicate_outcomes",
+    "conflicting_outcomes",
+    "expired_outcomes",
+    "unknown_outcomes",
+)
 
 
 @dataclass
@@ -21,6 +31,8 @@ class WorkerStats:
     early_outcomes: int = 0
     duplicate_outcomes: int = 0
     conflicting_outcomes: int = 0
+    expired_outcomes: int = 0  # known after the label horizon: stored, not learned
+    unknown_outcomes: int = 0  # their transaction never came: stored, not learned
     replayed_transactions: int = 0
     batches: int = 0
     # (wall time, latency) of recent events: percentiles cover the last LATENCY_WINDOW_S only,
@@ -36,6 +48,13 @@ class WorkerStats:
     def record_inference(self, version: str, cpu_s: float, rows: int) -> None:
         self.inference_cpu_s[version] = self.inference_cpu_s.get(version, 0.0) + cpu_s
         self.inference_count[version] = self.inference_count.get(version, 0) + rows
+
+    def learning_counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in LEARNING_COUNTERS}
+
+    def restore_learning_counters(self, counters: dict[str, int]) -> None:
+        for name in LEARNING_COUNTERS:
+            setattr(self, name, int(counters.get(name, 0)))
 
     def mark(self) -> None:
         self._rate_marks.append((time.time(), self.transactions))

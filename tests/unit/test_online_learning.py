@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from learners import checkpoint
 from learners.metrics import Scorecard
 from streams.features import FEATURE_NAMES
 from streams.online import (
@@ -17,7 +18,8 @@ from streams.online import (
     save_checkpoint_sync,
     start_checkpoints,
 )
-from streams.pending import BoundedMap
+from streams.pending import BoundedMap, Parked
+from streams.stats import WorkerStats
 
 
 def batch(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -29,7 +31,15 @@ def batch(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
 
 
 def ctx_of(online: OnlineLearning) -> SimpleNamespace:
-    return SimpleNamespace(online=online, scorecard=Scorecard(), early=BoundedMap(10), learner=None)
+    return SimpleNamespace(
+        online=online,
+        scorecard=Scorecard(),
+        early=BoundedMap(10),
+        learned=BoundedMap(10),
+        stats=WorkerStats(),
+        unlearned=[],
+        learner=None,
+    )
 
 
 def test_serves_lr_then_champion_then_blend_and_names_drifted_features() -> None:
@@ -63,7 +73,12 @@ def test_checkpoint_restores_learners_and_covered_offsets(tmp_path: Path) -> Non
     online.learn(batch(1, 1)[0].tolist(), {}, True, 0)
     ctx.scorecard.update(True, {"river_lr": 0.7})
     online.mark_learned(0, 41)
+    ctx.learned.put("t1", True)
+    ctx.stats.learned = 1
+    ctx.stats.duplicate_outcomes = 2
+    ctx.early.put("t2", Parked(False, 5, 6, 0, 40))
     assert save_checkpoint_sync(ctx) > 0
+    assert online.saved_covered == {0: 41}
 
     again = OnlineLearning("lr,hat,hst", FEATURE_NAMES)
     ctx2 = ctx_of(again)
@@ -71,6 +86,13 @@ def test_checkpoint_restores_learners_and_covered_offsets(tmp_path: Path) -> Non
     assert again.covers(0, 41) and not again.covers(0, 42) and not again.covers(1, 0)
     assert again.lr.learned == 1 and ctx2.learner is again.lr
     assert ctx2.scorecard.by_scorer["river_lr"].labels == 1
+    # What was learned continues from the checkpoint: counters, ids (repeats stay repeats),
+    # and the outcomes still waiting for their transaction.
+    assert ctx2.stats.learned == 1 and ctx2.stats.duplicate_outcomes == 2
+    assert ctx2.learned.get("t1") is True
+    assert ctx2.early.get("t2") == Parked(False, 5, 6, 0, 40)
+    assert again.saved_covered == {0: 41}
+    assert again.status()["checkpoint"]["restored_counters"]["learned"] == 1
     rows = metric_rows(ctx2.scorecard, "w1", dt.datetime.now(dt.UTC))
     assert rows[0][1:5] == ["w1", "river_lr", 1, 1]
 
@@ -78,3 +100,18 @@ def test_checkpoint_restores_learners_and_covered_offsets(tmp_path: Path) -> Non
     third = OnlineLearning("lr,hat,hst", FEATURE_NAMES)
     assert not start_checkpoints(ctx_of(third), tmp_path, "w1", b"another key")
     assert third.lr.learned == 0
+
+
+def test_a_checkpoint_from_before_parked_origins_still_restores(tmp_path: Path) -> None:
+    online = OnlineLearning("lr", FEATURE_NAMES)
+    ctx = ctx_of(online)
+    start_checkpoints(ctx, tmp_path, "w1", None)
+    online.mark_learned(0, 3)
+    ctx.early.put("t9", True)  # what earlier versions parked: the bare label
+    state = online.state(ctx.scorecard, ctx.early)  # and none of the newer keys
+    checkpoint.save(online.checkpoint_path, state, online.covered, online.key)
+    ctx2 = ctx_of(OnlineLearning("lr", FEATURE_NAMES))
+    assert start_checkpoints(ctx2, tmp_path, "w1", None)
+    parked = ctx2.early.get("t9")
+    assert isinstance(parked, Parked) and parked.is_fraud is True and parked.partition == -1
+    assert ctx2.stats.learned == 0 and ctx2.online.covers(0, 3)
