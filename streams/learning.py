@@ -134,7 +134,7 @@ async def _learn(ctx: WorkerContext, outcomes: list[dict[str, Any]]) -> None:
             ctx.stats.early_outcomes += 1
             continue
         ctx.online.learn(scored.features, scored.scores, is_fraud, now_ms)
-        ctx.scorecard.update(is_fraud, scored.scores)
+        ctx.scorecard.update(is_fraud, scored.scores, scored.event_time)
         ctx.merchant_risk.add(scored.merchant_id, outcome["event_time"], is_fraud)
         ctx.learned.put(txn_id, is_fraud)
         ctx.stats.learned += 1

@@ -48,6 +48,11 @@ METRIC_COLUMNS = (
     "auc_rolling",
     "auc",
     "logloss",
+    "ap_rolling",
+    "ap",
+    "p_at_k_day",
+    "p_at_k_day_rolling",
+    "alerts_per_day",
 )
 
 
@@ -221,6 +226,11 @@ def metric_rows(scorecard: Scorecard, worker: str, now: dt.datetime) -> list[lis
             m["auc_rolling"],
             m["auc"],
             m["logloss"],
+            m["ap_rolling"],
+            m["ap"],
+            m["p_at_k_day"],
+            m["p_at_k_day_rolling"],
+            int(m["alerts_per_day"]),
         ]
         for scorer, m in scorecard.snapshot().items()
     ]

@@ -237,7 +237,7 @@ async def _publish(
         if early is not None:
             ctx.online.learn(vectors[i], served_scores, early, scored_at)
             ctx.learned.put(txn_id, early)
-            ctx.scorecard.update(early, served_scores)
+            ctx.scorecard.update(early, served_scores, txn["event_time"])
             ctx.stats.learned += 1
 
     # Predictions are acknowledged before the batch goes to the writer (and is acked there).
