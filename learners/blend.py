@@ -7,6 +7,10 @@ same components as the newest one (labels scored before a champion existed say n
 how to weigh it), each weighted by recency (halved every `half_life` labels) and frauds by
 `fraud_weight` against imbalance, with an L2 pull towards the prior "serve the champion"
 (weight 1 on `lead`, 0 elsewhere): with few labels the blend stays close to the champion.
+While a component is served that the last fit never saw (a first champion arrives after the
+learners were blended without it), the blend serves the prior, i.e. the champion, until a
+refit includes labels scored with it; adding its logit to weights fit without it would count
+the evidence twice.
 
 Why a windowed refit rather than SGD on each label: per-label steps at a rate fast enough to
 follow a concept change kept the weights wandering, and the blend ranked below its best
@@ -106,6 +110,7 @@ class Blend:
         self._x = np.zeros((window, len(self.components)))
         self._y = np.zeros(window)
         self._present = np.zeros((window, len(self.components)), dtype=bool)
+        self._fitted = np.zeros(len(self.components), dtype=bool)  # present in the last fit
         self._next = 0  # ring position of the next label
         self._held = 0
         self.labels = 0
@@ -146,7 +151,12 @@ class Blend:
 
     def score_batch(self, columns: Mapping[str, np.ndarray | None], n: int) -> np.ndarray:
         """The blended fraud probability for n rows of component scores."""
-        z = self.inputs(columns, n) @ self.weights + self.intercept
+        x = self.inputs(columns, n)
+        present = np.array([columns.get(c) is not None for c in self.components])
+        fitted = self.__dict__.get("_fitted", present)
+        # A component the weights were not fit with: serve the prior (the champion) instead.
+        unseen = bool((present & ~fitted).any())
+        z = x @ self.prior if unseen else x @ self.weights + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
 
     def learn(self, scores: Mapping[str, float | None], is_fraud: bool) -> None:
@@ -190,6 +200,7 @@ class Blend:
             np.append(np.full(k, self.l2), 0.0),
         )
         self.weights, self.intercept = theta[:-1], float(theta[-1])
+        self._fitted = present[0].copy()
 
     def weights_by_component(self) -> dict[str, float]:
         out = dict(zip(self.components, self.weights.tolist(), strict=True))
