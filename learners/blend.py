@@ -18,8 +18,9 @@ component on stable traffic; the refit is exact on its window and forgets at a k
 (replaying the component scores served in one run of tests/integration/test_concept_drift.py:
 AUC 0.95 vs the champion's 0.94 before the drift, 0.72 vs 0.42 after it, where the earlier
 per-label RMSprop blend gave 0.93 and 0.66).
-Until `min_labels` outcomes with `min_positives` frauds were learned, `ready` is False and the
-worker serves the champion (or the best available scorer) instead.
+A refit needs `min_fit_positives` frauds among the labels it uses; before that the weights
+stay as they are. Until `min_labels` outcomes with `min_positives` frauds were learned,
+`ready` is False and the worker serves the champion (or the best available scorer) instead.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Blend:
         fraud_weight: float = 10.0,
         min_labels: int = 200,
         min_positives: int = 5,
+        min_fit_positives: int = 5,
     ) -> None:
         self.components = tuple(components)
         self.prior = np.zeros(len(self.components))
@@ -107,6 +109,7 @@ class Blend:
         self.fraud_weight = fraud_weight
         self.min_labels = min_labels
         self.min_positives = min_positives
+        self.min_fit_positives = min_fit_positives
         self._x = np.zeros((window, len(self.components)))
         self._y = np.zeros(window)
         self._present = np.zeros((window, len(self.components)), dtype=bool)
@@ -186,8 +189,8 @@ class Blend:
         age = np.nonzero(alike)[0]  # labels since this one, among all held
         rows = newest_first[alike]
         x, y = self._x[rows], self._y[rows]
-        if y.sum() == 0:
-            return  # no fraud to rank against yet: keep the weights
+        if y.sum() < self.__dict__.get("min_fit_positives", 1):
+            return  # too few frauds to weigh the components against each other yet
         w = 0.5 ** (age / self.half_life) * np.where(y > 0, self.fraud_weight, 1.0)
         a = np.hstack([x, np.ones((len(rows), 1))])
         k = len(self.components)

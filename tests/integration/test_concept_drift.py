@@ -8,15 +8,17 @@ C  the simulator's drift: amounts x1.35 and more online payments for everyone (d
 
 Asserted, from what the worker served (scores logged in `streamlearn.transactions`, outcomes
 in `streamlearn.labels`), never from recomputed scores:
-- the concept-drift detector (ADWIN on the champion's log loss) stays silent in A and B and
-  fires within DETECTION_LABELS labeled post-drift events;
-- data-drift events name the features the simulator changed (the PSI threshold is 0.05 here:
-  the drift moves amounts by a PSI of ~0.09, under the default 0.2 of a "significant" shift;
-  without reference bins in the release the reference is the first 5,000 events scored);
-- over the post-drift window (C after its first ADAPT events) every supervised learner and the
-  blend rank better (ROC AUC) than the stale champion;
-- over B after the blend's warm-up (WARMUP events) the blend's AUC is within 0.01 of the
-  best component's;
+- the concept-drift detector (ADWIN on the champion's log loss, per class) stays silent in B
+  and fires within 4,000 labeled post-drift events (DETECTION_LABELS; measured 1,200-3,126);
+- data-drift events name the features the simulator changed, `amount` and `log_amount`, only
+  after the drift (the PSI threshold is 0.05 here: the drift moves amounts by a PSI of ~0.08,
+  under the default 0.2 of a "significant" shift; without reference bins in the release the
+  reference is the first 5,000 events scored);
+- over the post-drift window (C after its first 2,000 events, ADAPT) every supervised learner
+  (lr, arf) and the blend rank better (ROC AUC) than the stale champion (hst, unsupervised,
+  is printed, not asserted);
+- over B after the blend's warm-up (its first 2,000 events with the champion, WARMUP) the
+  blend's AUC is within 0.01 of the best component's;
 - each drift event is on the drift-events topic (key kind:subject) and in drift_events.
 """
 
@@ -43,11 +45,11 @@ from tests.integration.kafka_helpers import consume_all, wait_until
 
 DAY_MS = 86_400_000
 PER_DAY = 5000  # events per day of event time (no daily cycle)
-N_A, N_B, N_C = 8000, 5000, 8000
-WARMUP = 1000  # B events the blend gets to weigh the newly served champion
+N_A, N_B, N_C = 8000, 6000, 8000
+WARMUP = 2000  # B events the blend gets to weigh the newly served champion (~40 frauds)
 ADAPT = 2000  # C events before the post-drift window (the learners adapt meanwhile)
 # Labeled post-drift events by which the concept-drift detector must have fired.
-DETECTION_LABELS = 3000
+DETECTION_LABELS = 4000
 LEARNERS = ("river_lr", "river_arf")  # supervised learners; river_hst is an anomaly score
 
 SCORES_SQL = """
@@ -155,28 +157,35 @@ def test_concept_drift_detected_and_learners_beat_the_stale_champion(
         assert {"amount", "log_amount"} <= data_after - data_before, (data_after, data_before)
         assert set(DRIFTED_FEATURES) >= {"amount", "log_amount"}
 
-        best = max(pre[n] for n in ("lightgbm", *LEARNERS))
+        best = max(pre[n] for n in ("lightgbm", *LEARNERS, "river_hst"))
         assert pre["blend"] >= best - 0.01, pre
         for name in (*LEARNERS, "blend"):
             assert post[name] > post["lightgbm"], (name, post)
 
-        # Every drift event reached the topic (key kind:subject) and the table.
+        # Every drift event reached the topic (key kind:subject), then the table.
         serde = Serde("DriftEvent")
+        expected = {(e["kind"], e["subject"]) for e in status["drift_events"]}
+        assert ("concept", "lightgbm") in expected and len(status["drift_events"]) < 100
 
         def on_topic() -> list[tuple[str, dict[str, Any]]] | None:
             records = consume_all(settings, settings.topic("drift-events"))
             out = [(r.key.decode(), serde.decode(r.value)) for r in records]
-            return out if ("concept:lightgbm", True) in {(k, True) for k, _ in out} else None
+            return out if expected <= {(r["kind"], r["subject"]) for _, r in out} else None
 
-        published = wait_until(on_topic, timeout=20, what="the concept drift event on the topic")
+        published = wait_until(on_topic, timeout=30, what=f"{expected} on drift-events")
         for key, record in published:
             assert key == f"{record['kind']}:{record['subject']}"
         concept_records = [r for k, r in published if k == "concept:lightgbm"]
         assert f"after {concept['detections'][0]} labels" in concept_records[0]["details"]
-        assert data_after <= {r["subject"] for _, r in published if r["kind"] == "data"}
-        _, stored = store_of(settings).query_rows(
-            "SELECT DISTINCT kind, subject FROM streamlearn.drift_events"
-        )
-        assert {(k, s) for k, s in stored} == {(r["kind"], r["subject"]) for _, r in published}
+        on_kafka = {(r["kind"], r["subject"]) for _, r in published}
+
+        def stored() -> set[tuple[str, str]] | None:
+            _, rows = store_of(settings).query_rows(
+                "SELECT DISTINCT kind, subject FROM streamlearn.drift_events"
+            )
+            found = {(k, s) for k, s in rows}
+            return found if found >= on_kafka else None
+
+        assert wait_until(stored, timeout=30, what="drift_events rows") == on_kafka
     finally:
         worker.stop(timeout=30)
