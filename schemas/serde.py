@@ -33,6 +33,7 @@ NAMES = {
     "Outcome": "outcome.avsc",
     "Prediction": "prediction.avsc",
     "ModelRelease": "model_release.avsc",
+    "DriftEvent": "drift_event.avsc",
 }
 
 

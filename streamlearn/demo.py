@@ -61,7 +61,8 @@ def _view(status: dict[str, Any], counts: Any, phase: str, elapsed: float, retra
 
 def _metrics_table(status: dict[str, Any]) -> Table:
     t = Table(title="online metrics at label time (scores as served)")
-    for col in ("scorer", "labels", "frauds", "AUC (last 5k)", "AUC (all)", "log loss"):
+    columns = ("scorer", "labels", "frauds", "AUC (last 5k)", "AUC (all)", "AP (last 5k)")
+    for col in (*columns, "p@k/day (7 days)", "log loss"):
         t.add_column(col)
     for name, m in (status.get("online_metrics") or {}).items():
         t.add_row(
@@ -70,6 +71,8 @@ def _metrics_table(status: dict[str, Any]) -> Table:
             _fmt(int(m.get("positives") or 0)),
             _fmt(m.get("auc_rolling")),
             _fmt(m.get("auc")),
+            _fmt(m.get("ap_rolling")),
+            _fmt(m.get("p_at_k_day_rolling")),
             _fmt(m.get("logloss")),
         )
     return t

@@ -8,7 +8,15 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TOPICS = ("transactions", "outcomes", "predictions", "models", "dead-letters", "schemas")
+TOPICS = (
+    "transactions",
+    "outcomes",
+    "predictions",
+    "models",
+    "dead-letters",
+    "schemas",
+    "drift-events",
+)
 
 
 class Settings(BaseSettings):
@@ -47,7 +55,7 @@ class Settings(BaseSettings):
     max_event_age_days: int = Field(400, description="Older event times go to dead-letters.")
     max_event_future_s: int = Field(3600, description="Event times this far ahead are invalid.")
     learners: str = Field(
-        "lr,hst", description="Online learners, a comma list of lr, hat, hst (lr always runs)."
+        "lr,hst", description="Online learners, a comma list of lr, hat, arf, hst (lr always runs)."
     )
     drift_psi_threshold: float = Field(
         0.2, gt=0, description="PSI above which a feature's recent distribution has drifted."

@@ -25,6 +25,20 @@ SELECT
 """
 
 
+# Online metric columns shown per scorer (the same names as streamlearn.online_metrics).
+METRIC_COLUMNS = (
+    "labels",
+    "positives",
+    "auc_rolling",
+    "auc",
+    "ap_rolling",
+    "ap",
+    "p_at_k_day",
+    "p_at_k_day_rolling",
+    "logloss",
+)
+
+
 def worker_status(port: int, timeout: float = 5.0) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/status/", timeout=timeout) as resp:
         return json.loads(resp.read())
@@ -78,17 +92,17 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
         metrics = worker.get("online_metrics") or {}
         if metrics:
             m = Table(title="online metrics (at label time, from the scores served)")
-            for col in ("scorer", "labels", "positives", "auc_rolling", "auc", "logloss"):
+            m.add_column("scorer")
+            for col in METRIC_COLUMNS:
                 m.add_column(col)
             for name, vals in metrics.items():
-                m.add_row(
-                    name,
-                    *(
-                        _fmt(vals.get(c))
-                        for c in ("labels", "positives", "auc_rolling", "auc", "logloss")
-                    ),
-                )
+                m.add_row(name, *(_fmt(vals.get(c)) for c in METRIC_COLUMNS))
             console.print(m)
+            k = next(iter(metrics.values())).get("alerts_per_day")
+            console.print(
+                f"p@k/day: fraud share among each event day's top {_fmt(k)} scores, pooled "
+                "over all days and the last 7; *_rolling: the last 5,000 labels"
+            )
     counts = status.get("store_counts") or {}
     c = Table(title="store")
     c.add_column("table")

@@ -194,6 +194,15 @@ DDL: tuple[str, ...] = (
         logloss Float64
     ) ENGINE = MergeTree
     ORDER BY (scorer, time)""",
+    # Added columns (existing stores migrate): average precision over the rolling window and
+    # since the start, and precision among each event day's top `alerts_per_day` scores,
+    # pooled over every day and over the last 7 days.
+    f"""ALTER TABLE {DATABASE}.online_metrics
+        ADD COLUMN IF NOT EXISTS ap_rolling Float64 DEFAULT nan,
+        ADD COLUMN IF NOT EXISTS ap Float64 DEFAULT nan,
+        ADD COLUMN IF NOT EXISTS p_at_k_day Float64 DEFAULT nan,
+        ADD COLUMN IF NOT EXISTS p_at_k_day_rolling Float64 DEFAULT nan,
+        ADD COLUMN IF NOT EXISTS alerts_per_day UInt32 DEFAULT 0""",
 )
 
 

@@ -39,6 +39,7 @@ class WorkerContext:
     txn_serde: Serde = field(default_factory=lambda: Serde("Transaction"))
     outcome_serde: Serde = field(default_factory=lambda: Serde("Outcome"))
     prediction_serde: Serde = field(default_factory=lambda: Serde("Prediction"))
+    drift_serde: Serde = field(default_factory=lambda: Serde("DriftEvent"))
     delivery_errors: list[str] = field(default_factory=list)
     registry: SchemaRegistry | None = None
     writer: Any = None  # streams.writer.BatchWriter, bound to the running loop

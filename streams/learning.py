@@ -175,7 +175,7 @@ def learn_one(
         _unlearned(ctx, txn_id, parked, scored.event_time, EXPIRED)
         return False
     ctx.online.learn(scored.features, scored.scores, is_fraud, now_ms)
-    ctx.scorecard.update(is_fraud, scored.scores)
+    ctx.scorecard.update(is_fraud, scored.scores, scored.event_time)
     ctx.merchant_risk.add(scored.merchant_id, outcome_ms, is_fraud)
     ctx.learned.put(txn_id, is_fraud)
     ctx.stats.learned += 1

@@ -50,6 +50,11 @@ METRIC_COLUMNS = (
     "auc_rolling",
     "auc",
     "logloss",
+    "ap_rolling",
+    "ap",
+    "p_at_k_day",
+    "p_at_k_day_rolling",
+    "alerts_per_day",
 )
 
 
@@ -67,7 +72,7 @@ class OnlineLearning:
         self.concept_drift = ConceptDrift(CHAMPION)
         self.served_source = ""
         self.unsaved_drift: list[tuple[DriftEvent, str]] = []
-        self.recent_drift: deque[dict[str, Any]] = deque(maxlen=20)
+        self.recent_drift: deque[dict[str, Any]] = deque(maxlen=100)
         self.covered: dict[int, int] = {}  # outcome partition -> last offset learned
         self.skipped_outcomes = 0  # at or below a restored checkpoint's offsets
         self.saved_covered: dict[int, int] = {}  # what the checkpoint on disk covers
@@ -157,6 +162,11 @@ class OnlineLearning:
                 "weights": self.blend.weights_by_component(),
             },
             "drift_events": list(self.recent_drift),
+            "concept_drift": {
+                "subject": self.concept_drift.subject,
+                "labels": self.concept_drift.labels,
+                "detections": list(getattr(self.concept_drift, "detections", [])),
+            },
             "drift_psi": dict(self.data_drift.last_psi) if self.data_drift else {},
             "checkpoint": {
                 "restored": self.restored,
@@ -230,6 +240,11 @@ def metric_rows(scorecard: Scorecard, worker: str, now: dt.datetime) -> list[lis
             m["auc_rolling"],
             m["auc"],
             m["logloss"],
+            m["ap_rolling"],
+            m["ap"],
+            m["p_at_k_day"],
+            m["p_at_k_day_rolling"],
+            int(m["alerts_per_day"]),
         ]
         for scorer, m in scorecard.snapshot().items()
     ]
@@ -261,13 +276,59 @@ def checkpoint_path(state_dir: Path, worker_id: str) -> Path:
     return state_dir / "checkpoints" / f"{worker_id}.ckpt"
 
 
+def drift_message(event: DriftEvent, version: str) -> tuple[bytes, dict[str, Any]]:
+    """The drift-events key (kind:subject) and DriftEvent record of one detection."""
+    record = {
+        "time": event.time_ms,
+        "kind": event.kind,
+        "subject": event.subject,
+        "statistic": float(event.statistic),
+        "threshold": float(event.threshold),
+        "model_version": version or "",
+        "details": event.details,
+    }
+    return f"{event.kind}:{event.subject}".encode(), record
+
+
+async def publish_drift(ctx: Any, events: Sequence[tuple[DriftEvent, str]]) -> bool:
+    """Publish on the drift-events topic with the worker's producer; True once all are acked."""
+    topic = ctx.settings.topic("drift-events")
+    errors: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        # Per message: a refused drift event must not be taken for a refused prediction.
+        if err is not None:
+            errors.append(str(err))
+
+    for event, version in events:
+        key, record = drift_message(event, version)
+        value = ctx.drift_serde.encode(record)
+        while True:
+            try:
+                ctx.producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                ctx.producer.poll(0.05)
+    remaining = await asyncio.get_running_loop().run_in_executor(None, ctx.producer.flush, 30)
+    if remaining or errors:
+        log.warning("drift events not acknowledged (%d pending): %s", remaining, errors[:3])
+        return False
+    return True
+
+
 async def flush_drift(ctx: Any) -> int:
-    """Store the drift events detected since the last flush in streamlearn.drift_events."""
+    """Publish the drift events detected since the last flush on drift-events and, once Kafka
+    acknowledged them, store them in streamlearn.drift_events; unacked ones wait for the next
+    flush (a retry may publish one twice: consumers key on kind:subject and time)."""
     online: OnlineLearning = ctx.online
-    rows = online.drift_rows()
-    if rows:
-        await ctx.sink.insert("drift_events", rows, DRIFT_COLUMNS, rows_token("drift", "", rows))
-        del online.unsaved_drift[: len(rows)]
+    events = list(online.unsaved_drift)
+    if not events:
+        return 0
+    if not await publish_drift(ctx, events):
+        return 0
+    rows = online.drift_rows()[: len(events)]
+    await ctx.sink.insert("drift_events", rows, DRIFT_COLUMNS, rows_token("drift", "", rows))
+    del online.unsaved_drift[: len(events)]
     return len(rows)
 
 

@@ -62,7 +62,7 @@ def status_snapshot(ctx: WorkerContext) -> dict[str, Any]:
             "merchants_with_labels": len(ctx.merchant_risk),
             "store_down_since": ctx.sink.down_since,
             "store_failures": ctx.sink.failures,
-            "online_metrics": ctx.scorecard.snapshot(),
+            "online_metrics": ctx.scorecard.snapshot(max_age_s=1.0),
             **(ctx.online.status() if ctx.online is not None else {}),
             "inference": {
                 v: {"cpu_s": cpu, "predictions": s.inference_count.get(v, 0)}

@@ -72,3 +72,34 @@ def test_within_001_of_the_best_component_and_follows_a_concept_change() -> None
     blend_auc = roc_auc_score(y_after[window], served[window])
     assert blend_auc >= best - 0.01
     assert blend_auc > roc_auc_score(y_after[window], after["lightgbm"][window]) + 0.2
+
+
+def test_a_first_champion_is_served_as_is_until_a_refit_has_seen_it() -> None:
+    blend = Blend(COMPONENTS, lead="lightgbm", refit_every=100)
+    cols, y = stream(2000, seed=6, good="river_lr")
+    del cols["lightgbm"]  # the learners are blended before any champion exists
+    prequential(blend, cols, y)
+    assert blend.weights_by_component()["river_lr"] > 0.5
+    with_champion, y2 = stream(300, seed=7, good="lightgbm")
+    served = blend.score_batch(with_champion, 300)
+    assert np.allclose(served, np.clip(with_champion["lightgbm"], 1e-4, 1 - 1e-4))
+    prequential(blend, with_champion, y2)  # labels scored with it: refit, then blended again
+    served = blend.score_batch(with_champion, 300)
+    assert not np.allclose(served, np.clip(with_champion["lightgbm"], 1e-4, 1 - 1e-4))
+    assert roc_auc_score(y2, served) > 0.5
+
+
+def test_an_older_sgd_blend_from_a_checkpoint_keeps_its_weights_and_learns_on() -> None:
+    blend = Blend(COMPONENTS, lead="lightgbm")
+    state = {
+        k: v
+        for k, v in vars(blend).items()
+        if k not in ("_x", "_y", "_present", "_next", "_held", "window", "prior", "_fitted")
+    }
+    state["weights"] = np.array([0.2, 0.9, 0.0])
+    old = Blend.__new__(Blend)
+    old.__setstate__(state)
+    assert old.weights_by_component()["river_lr"] == 0.9
+    cols, y = stream(500, seed=8, good="river_lr")
+    prequential(old, cols, y)
+    assert old.labels == 500 and old.score_batch(cols, 500).shape == (500,)

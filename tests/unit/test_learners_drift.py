@@ -77,3 +77,26 @@ def test_concept_drift_fires_within_a_bounded_number_of_labels_after_a_change() 
             fired_at = i
             break
     assert fired_at is not None and fired_at < 5000
+
+
+def test_concept_drift_watches_each_class_and_restores_an_older_pickle() -> None:
+    rng = np.random.default_rng(4)
+    monitor = ConceptDrift("lightgbm", cooldown_ms=10**9)
+    for _ in range(10_000):
+        y = rng.random() < 0.02
+        assert monitor.update(rng.beta(8, 2) if y else rng.beta(1, 30), y, 0) == []
+    # Only the legit class changes: the model now scores legit payments much higher.
+    events = []
+    for _ in range(10_000):
+        y = rng.random() < 0.02
+        events += monitor.update(rng.beta(8, 2) if y else rng.beta(3, 10), y, 1)
+        if events:
+            break
+    assert events and "legit labels" in events[0].details
+    assert monitor.detections == [monitor.labels]
+
+    old = ConceptDrift.__new__(ConceptDrift)
+    state = {k: v for k, v in vars(monitor).items() if k not in ("detectors", "detections")}
+    old.__setstate__({**state, "detector": None})
+    assert "detector" not in vars(old) and old.detections == []
+    assert old.update(0.5, True, 2) == []

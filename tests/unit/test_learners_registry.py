@@ -30,8 +30,8 @@ def synthetic(n: int, seed: int, fraud_rate: float = 0.05) -> tuple[np.ndarray, 
 def test_parse_keys_keeps_order_adds_lr_and_names_unknown_keys() -> None:
     assert parse_keys("hst, HAT,hst") == ["lr", "hst", "hat"]
     assert parse_keys("lr,hat,hst") == ["lr", "hat", "hst"]
-    with pytest.raises(ValueError, match=r"'arf'.*known: lr, hat, hst"):
-        parse_keys("lr,arf")
+    with pytest.raises(ValueError, match=r"'svm'.*known: lr, hat, arf, hst"):
+        parse_keys("lr,svm")
 
 
 @pytest.mark.parametrize("key", ["lr", "hat", "hst"])
@@ -92,7 +92,7 @@ def test_costs() -> None:
     """Learn and score cost per learner (µs); loose bounds, the figures go to the docstrings."""
     X, y = synthetic(6000, seed=7, fraud_rate=0.01)
     report = {}
-    for learner in build_learners("lr,hat,hst", NAMES):
+    for learner in build_learners("lr,hat,arf,hst", NAMES):
         learner.learn_unlabeled(X[:1000])
         t0 = time.perf_counter()
         for row, label in zip(X[:4000].tolist(), y[:4000], strict=True):
@@ -112,4 +112,5 @@ def test_costs() -> None:
         )
     assert report["river_lr"][0] < 500 and report["river_lr"][2] < 20
     assert report["river_hat"][0] < 1000 and report["river_hat"][2] < 300
+    assert report["river_arf"][0] < 2000 and report["river_arf"][2] < 1000
     assert report["river_hst"][1] < 500 and report["river_hst"][2] < 100

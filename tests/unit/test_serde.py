@@ -107,6 +107,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "metrics": {"holdout_auc": 0.9},
         "reason": "test",
     },
+    "DriftEvent": {
+        "time": 1_767_225_600_000,
+        "kind": "concept",
+        "subject": "lightgbm",
+        "statistic": 0.09,
+        "threshold": 0.03,
+        "model_version": "",
+        "details": "log loss 0.0300 -> 0.0900 after 1234 labels (ADWIN delta=0.002)",
+    },
 }
 
 

@@ -235,3 +235,31 @@ def test_store_creates_the_parent_directory(
     s = Store(f"chdb://{tmp_path}/deep/er/ch")
     assert (tmp_path / "deep" / "er").is_dir() and s.embedded
     assert dsns == [f"chdb://{tmp_path}/deep/er/ch"]
+
+
+def test_an_old_online_metrics_table_gains_the_new_columns(store: Store) -> None:
+    """A store made before AP and daily-alert precision existed upgrades in place."""
+    import math
+
+    from learners.metrics import Scorecard
+    from streams.online import METRIC_COLUMNS, metric_rows
+
+    store.command(f"DROP TABLE IF EXISTS {DATABASE}.online_metrics")
+    store.command(
+        f"""CREATE TABLE {DATABASE}.online_metrics (time DateTime64(3, 'UTC'), worker String,
+        scorer LowCardinality(String), labels UInt64, positives UInt64, auc_rolling Float64,
+        auc Float64, logloss Float64) ENGINE = MergeTree ORDER BY (scorer, time)"""
+    )
+    store.insert("online_metrics", [[T0, "w0", "served", 2, 1, 1.0, 1.0, 0.1]], METRIC_COLUMNS[:8])
+    store.migrate()
+    card = Scorecard()
+    card.update(True, {"served": 0.9}, 0)
+    card.update(False, {"served": 0.2}, 0)
+    store.insert("online_metrics", metric_rows(card, "w1", T0), METRIC_COLUMNS)
+    _, rows = store.query_rows(
+        f"SELECT worker, ap, p_at_k_day, alerts_per_day FROM {DATABASE}.online_metrics "
+        "ORDER BY worker"
+    )
+    old, new = rows
+    assert old[0] == "w0" and math.isnan(old[1]) and old[3] == 0
+    assert new == ("w1", 1.0, 0.5, 50)
