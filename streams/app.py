@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ from typing import Any
 
 import faust
 
+from streamlearn.errors import StoreUnavailable
 from streamlearn.kafka import faust_broker_options
 from streamlearn.settings import Settings
 from streams.context import WorkerContext
@@ -30,10 +32,37 @@ DRIFT_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
 
 
+class DrainingApp(faust.App):
+    """faust.App whose graceful stop finishes the in-flight batches before the last commit.
+
+    Faust calls `_consumer_wait_empty` once the fetcher has stopped and before the agents and
+    tasks stop. When the app is stopping (SIGTERM), it waits, up to `drain_s`, until every
+    event handed to an agent is scored, written (rows + changelog) and acked by the writer,
+    then commits: a restart then reprocesses nothing. During a rebalance it does not wait
+    (stream_wait_empty=False): events still in flight there are simply processed again.
+    """
+
+    drain_s: float = 30.0
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if not self.should_stop:
+            return await super()._consumer_wait_empty(consumer, logger)
+        try:
+            await asyncio.wait_for(consumer.wait_empty(), self.drain_s)
+        except TimeoutError:
+            log.warning(
+                "graceful stop: in-flight batches not durable after %.0fs; their events "
+                "stay uncommitted and are processed again after a restart",
+                self.drain_s,
+            )
+        await consumer.commit()
+        log.warning("graceful stop: in-flight batches written and offsets committed")
+
+
 def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     """A Faust app wired to the worker context; nothing runs until a faust.Worker starts it."""
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = DrainingApp(
         f"{settings.topic_prefix}streamlearn",
         **faust_broker_options(settings),
         store="memory://",
@@ -50,10 +79,11 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         broker_commit_interval=1.0,
         producer_linger=0.005,
         table_cleanup_interval=3600,
-        # Unacked events are simply processed again after a restart; waiting for them at
-        # shutdown would hang when the writer that acks them has stopped.
+        # A rebalance does not wait for unacked events (they are processed again where the
+        # partition goes); a graceful stop does, bounded (DrainingApp).
         stream_wait_empty=False,
     )
+    app.drain_s = settings.shutdown_drain_s
     transactions = app.topic(
         settings.topic("transactions"), key_serializer="raw", value_serializer="raw"
     )
@@ -98,7 +128,7 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
             for event in events:
                 await stream.ack(event)
 
-    ctx.writer = BatchWriter(ctx, TXN_COLUMNS)
+    ctx.writer = BatchWriter(ctx, TXN_COLUMNS, max_rows=settings.store_max_pending_rows)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:
@@ -145,7 +175,12 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
 
 
 async def refresh_merchant_risk_now(ctx: WorkerContext) -> None:
-    _, rows = await ctx.sink.call(ctx.store.query_rows, REFRESH_SQL)
+    try:
+        _, rows = await ctx.sink.call(ctx.store.query_rows, REFRESH_SQL)
+    except StoreUnavailable as exc:
+        # Store outage: keep serving the last rates; the next refresh tries again.
+        log.warning("merchant fraud rates not refreshed: %s", exc)
+        return
     ctx.merchant_risk.replace(rows)
 
 

@@ -55,8 +55,9 @@ def status_snapshot(ctx: WorkerContext) -> dict[str, Any]:
             "offset_holes_reread": sum(g.holes for g in ctx.offset_guards),
             "pending_transactions": len(ctx.pending),
             "merchants_with_labels": len(ctx.merchant_risk),
-            "store_down_since": ctx.sink.down_since,
-            "store_failures": ctx.sink.failures,
+            **ctx.sink.status(),
+            "store_pending_rows": ctx.writer.pending_rows if ctx.writer else 0,
+            "scoring_blocked": ctx.writer.blocked if ctx.writer else 0,
             "online_metrics": ctx.scorecard.snapshot(),
             **(ctx.online.status() if ctx.online is not None else {}),
             "inference": {
