@@ -127,7 +127,10 @@ def test_predictions_flow_over_ssl_and_no_password_leaks(
 
     # A ClickHouse server URL with a password that cannot be reached: the error line names the
     # URL with the password masked.
-    bad_store = {**env, "STREAMLEARN_CLICKHOUSE_URL": f"http://analyst:{STORE_PASSWORD}@127.0.0.1:9/db"}
+    bad_store = {
+        **env,
+        "STREAMLEARN_CLICKHOUSE_URL": f"http://analyst:{STORE_PASSWORD}@127.0.0.1:9/db",
+    }
     store_err = subprocess.run(
         [sys.executable, "-m", "streamlearn", "query", "SELECT 1"],
         env=bad_store,
