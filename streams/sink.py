@@ -10,7 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from streamlearn.errors import StoreUnavailable
 
@@ -61,7 +67,8 @@ class StoreSink:
         """Return once ClickHouse has the rows; retry forever (same token) while it fails."""
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(StoreUnavailable),
-            wait=wait_exponential_jitter(initial=0.2, max=self.max_backoff_s, jitter=0.2),
+            # 0.2 s doubling up to max_backoff_s, plus jitter so workers do not retry in step.
+            wait=wait_exponential(multiplier=0.2, max=self.max_backoff_s) + wait_random(0, 0.2),
             before_sleep=self._failed,
             reraise=True,
         )
