@@ -50,11 +50,13 @@ class DrainingApp(faust.App):
         try:
             await asyncio.wait_for(consumer.wait_empty(), self.drain_s)
         except TimeoutError:
+            await consumer.commit()  # what is durable so far
             log.warning(
                 "graceful stop: in-flight batches not durable after %.0fs; their events "
                 "stay uncommitted and are processed again after a restart",
                 self.drain_s,
             )
+            return
         await consumer.commit()
         log.warning("graceful stop: in-flight batches written and offsets committed")
 
