@@ -47,18 +47,29 @@ class DrainingApp(faust.App):
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         if not self.should_stop:
             return await super()._consumer_wait_empty(consumer, logger)
-        try:
-            await asyncio.wait_for(consumer.wait_empty(), self.drain_s)
-        except TimeoutError:
-            await consumer.commit()  # what is durable so far
+        log.warning("graceful stop: finishing the in-flight batches (up to %.0fs)", self.drain_s)
+        # asyncio.wait, not wait_for: a timeout must not wait for the cancelled drain (or a
+        # commit stuck in a rebalance) to unwind, so the stop stays bounded.
+        drained = await _within(consumer.wait_empty(), self.drain_s)
+        committed = await _within(consumer.commit(), 10.0)
+        if drained and committed:
+            log.warning("graceful stop: in-flight batches written and offsets committed")
+        else:
             log.warning(
-                "graceful stop: in-flight batches not durable after %.0fs; their events "
-                "stay uncommitted and are processed again after a restart",
+                "graceful stop: in-flight batches not durable and committed within %.0fs; "
+                "their events are processed again after a restart",
                 self.drain_s,
             )
-            return
-        await consumer.commit()
-        log.warning("graceful stop: in-flight batches written and offsets committed")
+
+
+async def _within(coro: Any, timeout: float) -> bool:
+    """Run coro for at most timeout seconds; False (and cancelled, not awaited) if late."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        return False
+    return task.exception() is None
 
 
 def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
