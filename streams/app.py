@@ -36,21 +36,24 @@ class DrainingApp(faust.App):
     """faust.App whose graceful stop finishes the in-flight batches before the last commit.
 
     Faust calls `_consumer_wait_empty` once the fetcher has stopped and before the agents and
-    tasks stop. When the app is stopping (SIGTERM), it waits, up to `drain_s`, until every
-    event handed to an agent is scored, written (rows + changelog) and acked by the writer,
-    then commits: a restart then reprocesses nothing. During a rebalance it does not wait
+    tasks stop. When the app is stopping (SIGTERM), it waits, up to `drain_s`, until no agent
+    holds a batch and the writer has made every batch durable (rows + changelog) and acked
+    it, then commits: a restart reprocesses nothing. During a rebalance it does not wait
     (stream_wait_empty=False): events still in flight there are simply processed again.
     """
 
     drain_s: float = 30.0
+    quiet_s: float = 0.25  # longer than batch_within: a partial batch has been handed out
+    in_flight = 0  # batches an agent is working on (taken, not yet handed to the writer/acked)
+    writer: Any = None
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         if not self.should_stop:
             return await super()._consumer_wait_empty(consumer, logger)
         log.warning("graceful stop: finishing the in-flight batches (up to %.0fs)", self.drain_s)
-        # asyncio.wait, not wait_for: a timeout must not wait for the cancelled drain (or a
-        # commit stuck in a rebalance) to unwind, so the stop stays bounded.
-        drained = await _within(consumer.wait_empty(), self.drain_s)
+        # asyncio.wait, not wait_for: a timeout must not wait for a commit stuck in a
+        # rebalance to unwind, so the stop stays bounded.
+        drained = await _within(self._drain(), self.drain_s)
         committed = await _within(consumer.commit(), 10.0)
         if drained and committed:
             log.warning("graceful stop: in-flight batches written and offsets committed")
@@ -60,6 +63,20 @@ class DrainingApp(faust.App):
                 "their events are processed again after a restart",
                 self.drain_s,
             )
+
+    async def _drain(self) -> None:
+        """Until the agents hold nothing and the writer is idle, for quiet_s in a row."""
+        loop = asyncio.get_running_loop()
+        quiet_since = None
+        while True:
+            busy = self.in_flight > 0 or (self.writer is not None and not self.writer.idle)
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since >= self.quiet_s:
+                return
+            await asyncio.sleep(0.02)
 
 
 async def _within(coro: Any, timeout: float) -> bool:
@@ -97,6 +114,7 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         stream_wait_empty=False,
     )
     app.drain_s = settings.shutdown_drain_s
+    app.quiet_s = max(0.25, 4 * settings.batch_within)
     transactions = app.topic(
         settings.topic("transactions"), key_serializer="raw", value_serializer="raw"
     )
@@ -122,26 +140,34 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
             if not await admit_or_seek(txn_guard, events):
                 continue
+            app.in_flight += 1
             try:
                 await score_batch(ctx, stream, events)
             except Exception as exc:
                 _fatal("scoring", exc)
                 raise
+            finally:
+                app.in_flight -= 1
 
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
         async for events in stream.noack_take(1000, within=0.2):
             if not await admit_or_seek(outcome_guard, events):
                 continue
+            app.in_flight += 1
             try:
                 await learn_batch(ctx, events)
+                for event in events:
+                    await stream.ack(event)
             except Exception as exc:
                 _fatal("learning", exc)
                 raise
-            for event in events:
-                await stream.ack(event)
+            finally:
+                app.in_flight -= 1
 
-    ctx.writer = BatchWriter(ctx, TXN_COLUMNS, max_rows=settings.store_max_pending_rows)
+    ctx.writer = app.writer = BatchWriter(
+        ctx, TXN_COLUMNS, max_rows=settings.store_max_pending_rows
+    )
 
     @app.on_partitions_revoked.connect
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:

@@ -54,6 +54,11 @@ class BatchWriter:
         """Rows handed over and not yet durable (bounded by max_rows plus one batch)."""
         return self._rows
 
+    @property
+    def idle(self) -> bool:
+        """Everything submitted so far is durable and acked."""
+        return self._idle.is_set()
+
     async def submit(self, batch: ScoredBatch) -> None:
         if self._rows >= self.max_rows:
             self.blocked += 1
