@@ -93,7 +93,7 @@ def test_client_without_the_ca_is_refused(ssl_broker: Settings) -> None:
 
 @pytest.mark.timeout(180)
 def test_predictions_flow_over_ssl_and_no_password_leaks(
-    ssl_broker: Settings, tmp_path: Path
+    ssl_broker: Settings, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     settings = ssl_broker.with_overrides(
         topic_prefix=f"t{uuid4().hex[:8]}-",
@@ -143,9 +143,11 @@ def test_predictions_flow_over_ssl_and_no_password_leaks(
     secrets = _secrets(ssl_broker)
     files = [log, *_broker_files(ssl_broker)]
     files += sorted(p for p in (tmp_path / "state").rglob("*") if p.is_file())
+    captured = capfd.readouterr()  # this test's own clients (librdkafka logs to stderr)
     texts = {
         "streamlearn status": status_out.stdout + status_out.stderr,
         "streamlearn query with a bad store": store_err.stdout + store_err.stderr,
+        "pytest captured output": captured.out + captured.err,
     }
     leaks = _leaks(texts, files, secrets)
     print(f"SSL: {len(ids)} predictions; {len(files)} files and {len(texts)} outputs grepped")
@@ -156,7 +158,7 @@ def test_predictions_flow_over_ssl_and_no_password_leaks(
 
 
 @pytest.mark.timeout(150)
-def test_sasl_ssl_broker(tmp_path: Path) -> None:
+def test_sasl_ssl_broker(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """SASL_SSL: SCRAM over TLS; a wrong password is refused; no password in the broker's files."""
     base = Settings(
         kafka_bootstrap=f"127.0.0.1:{free_port_pair()}",
@@ -177,4 +179,6 @@ def test_sasl_ssl_broker(tmp_path: Path) -> None:
             AdminClient(confluent_config(wrong, log_level=0)).list_topics(timeout=5)
     finally:
         broker.down(base)
-    assert not _leaks({}, _broker_files(base), _secrets(base))
+    captured = capfd.readouterr()
+    texts = {"pytest captured output": captured.out + captured.err}
+    assert not _leaks(texts, _broker_files(base), _secrets(base))
