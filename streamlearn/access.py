@@ -21,6 +21,35 @@ from streamlearn.settings import Settings
 from streamlearn.store import Store
 
 WORKER_FILE = "worker.json"
+# Statements `streamlearn query` runs; ClickHouse's readonly=1 refuses writes in any form.
+READ_VERBS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
+
+
+def read_only_refusal(sql: str) -> str | None:
+    """Why `streamlearn query` refuses this SQL before sending it, or None to send it.
+
+    Only a clearer message: the query still runs with ClickHouse's readonly=1, which refuses
+    INSERT, ALTER, DROP, CREATE, SET, table functions that write, and the like.
+    """
+    words = sql.strip().lstrip("(").split(None, 1)
+    verb = words[0].rstrip(";").upper() if words else ""
+    if verb in READ_VERBS:
+        return None
+    return (
+        f"`streamlearn query` is read-only: {verb or 'an empty'} statement refused "
+        "(use SELECT, SHOW, DESCRIBE or EXPLAIN)"
+    )
+
+
+def read_only_error(exc: StoreUnavailable) -> StoreUnavailable:
+    """ClickHouse's refusal of a write in a read-only query, as one clear line."""
+    text = str(exc)
+    if "READONLY" in text or "readonly mode" in text:
+        return StoreUnavailable(
+            "`streamlearn query` is read-only: ClickHouse refused the statement "
+            "(Cannot execute query in readonly mode)"
+        )
+    return exc
 
 
 def worker_file(settings: Settings) -> Path:

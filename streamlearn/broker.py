@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streamlearn.errors import BrokerUnavailable, ConfigError, MissingToolError
 from streamlearn.kafka import confluent_config
 from streamlearn.settings import Settings
+from streamlearn.tls import BrokerTls, ensure_broker_tls
 
 COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
 POM = COMPOSE_DIR / "pom.xml"
@@ -56,15 +57,20 @@ def local_port(settings: Settings) -> int:
 
 
 def render_properties(
-    port: int, data_dir: Path, sasl_user: str | None = None, sasl_password: str | None = None
+    port: int,
+    data_dir: Path,
+    sasl_user: str | None = None,
+    sasl_password: str | None = None,
+    tls: tuple[BrokerTls, str] | None = None,
 ) -> str:
     """server.properties of a combined broker+controller; the controller listens on port + 1.
 
-    With a SASL user, clients connect over SASL_PLAINTEXT (PLAIN, or SCRAM-SHA-256/512 with
-    the credentials `format` stored); the controller listener stays PLAINTEXT on 127.0.0.1.
+    With a SASL user, clients authenticate with PLAIN, or SCRAM-SHA-256/512 with the
+    credentials `format` stored; with TLS files (and their password) the client listener is
+    SSL or SASL_SSL. The controller listener stays PLAINTEXT on 127.0.0.1.
     """
     cport = port + 1
-    listener = "SASL_PLAINTEXT" if sasl_user else "PLAINTEXT"
+    listener = ("SASL_" if sasl_user else "") + ("SSL" if tls else "PLAINTEXT")
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -93,7 +99,7 @@ def render_properties(
     if sasl_user:
         user, password = _jaas_quote(sasl_user), _jaas_quote(sasl_password or "")
         sasl_user = user
-        prefix = "listener.name.sasl_plaintext"
+        prefix = f"listener.name.{listener.lower()}"
         props |= {
             "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
             "sasl.mechanism.inter.broker.protocol": "PLAIN",
@@ -106,6 +112,18 @@ def render_properties(
             props[f"{prefix}.{mech.lower()}.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             )
+    if tls:
+        files, password = tls
+        props |= {
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(files.keystore),
+            "ssl.keystore.password": password,
+            "ssl.key.password": password,
+            # The broker talks to its own listener too: it trusts the same CA as clients.
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(files.ca),
+            "ssl.client.auth": "none",
+        }
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -168,19 +186,16 @@ def resolve_classpath(kafka_dir: Path, pom: Path = POM) -> str:
 def up(settings: Settings, wait_s: float = 90) -> str:
     """Start the local broker unless one already answers; return its bootstrap string."""
     port = local_port(settings)
-    if settings.kafka_security_protocol not in ("PLAINTEXT", "SASL_PLAINTEXT"):
-        raise ConfigError(
-            "`up` runs a PLAINTEXT or SASL_PLAINTEXT broker: "
-            "set STREAMLEARN_KAFKA_SECURITY_PROTOCOL to one of them"
-        )
-    if settings.kafka_security_protocol == "SASL_PLAINTEXT" and not (
+    proto = settings.kafka_security_protocol
+    if proto.startswith("SASL") and not (
         settings.kafka_sasl_username and settings.kafka_sasl_password
     ):
-        raise ConfigError(
-            "a SASL_PLAINTEXT broker needs STREAMLEARN_KAFKA_SASL_USERNAME and _PASSWORD"
-        )
+        raise ConfigError(f"a {proto} broker needs STREAMLEARN_KAFKA_SASL_USERNAME and _PASSWORD")
     bootstrap = f"127.0.0.1:{port}"
     local = settings.with_overrides(kafka_bootstrap=bootstrap)
+    if proto.endswith("SSL") and settings.kafka_ssl_cafile is None:
+        # `up` itself trusts the CA it made; other clients are told where it is (ca_file).
+        local = local.with_overrides(kafka_ssl_cafile=ca_file(settings))
     kdir = _dir(settings)
     kdir.mkdir(parents=True, exist_ok=True)
     with _lock(kdir):
@@ -211,9 +226,13 @@ def _start(settings: Settings, kdir: Path, port: int) -> int:
     cp = resolve_classpath(kdir)
     props, data = kdir / "server.properties", kdir / "data"
     user, password = _sasl_user(settings)
-    props.touch(mode=0o600)  # it may hold the SASL password
+    tls = None
+    if settings.kafka_security_protocol.endswith("SSL"):
+        files = ensure_broker_tls(kdir)
+        tls = (files, files.password())
+    props.touch(mode=0o600)  # it may hold the SASL and keystore passwords
     props.chmod(0o600)
-    props.write_text(render_properties(port, data, user, password))
+    props.write_text(render_properties(port, data, user, password, tls))
     jvm = [f"-Xmx{settings.broker_heap}", f"-Xms{settings.broker_heap}", "-XX:+UseG1GC"]
     jvm += ["-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J}"]
     jvm += [f"-Dkafka.logs.dir={kdir}", "-cp", cp]
@@ -262,8 +281,13 @@ def pid(settings: Settings) -> int | None:
     return _running_pid(_dir(settings))
 
 
+def ca_file(settings: Settings) -> Path:
+    """The CA certificate of the local SSL broker: clients trust it (KAFKA_SSL_CAFILE)."""
+    return ensure_broker_tls(_dir(settings)).ca
+
+
 def _sasl_user(settings: Settings) -> tuple[str | None, str | None]:
-    if settings.kafka_security_protocol != "SASL_PLAINTEXT":
+    if not settings.kafka_security_protocol.startswith("SASL"):
         return None, None
     password = settings.kafka_sasl_password
     return settings.kafka_sasl_username, password.get_secret_value() if password else None
@@ -283,7 +307,7 @@ def _lock(kdir: Path) -> Iterator[None]:
 
 def _configured_port(kdir: Path) -> int | None:
     text = _read(kdir / "server.properties")
-    m = re.search(r"^listeners=(?:SASL_)?PLAINTEXT://[^:]+:(\d+)", text, re.M)
+    m = re.search(r"^listeners=(?:SASL_)?(?:PLAINTEXT|SSL)://[^:]+:(\d+)", text, re.M)
     return int(m.group(1)) if m else None
 
 

@@ -62,6 +62,12 @@ def up(bootstrap: Bootstrap = None, state_dir: StateDir = None) -> None:
 
     settings = _settings(bootstrap, state_dir=state_dir)
     address = broker.up(settings)
+    if settings.kafka_security_protocol.endswith("SSL") and settings.kafka_ssl_cafile is None:
+        ca = broker.ca_file(settings)
+        console.print(
+            f"Kafka is up at {address} (TLS): clients need STREAMLEARN_KAFKA_SSL_CAFILE={ca}"
+        )
+        return
     ensure_topics(settings)
     console.print(f"Kafka is up at {address}")
 
@@ -420,12 +426,19 @@ def query(
     state_dir: StateDir = None,
 ) -> None:
     """Run read-only SQL against the analysts' tables (through the worker if it owns chdb)."""
-    from streamlearn.access import open_store
+    from streamlearn.access import open_store, read_only_error, read_only_refusal
+    from streamlearn.errors import StoreUnavailable
 
     if fmt not in ("table", "csv", "json"):
         raise StreamlearnError(f"--format must be table, csv or json, not {fmt!r}")
+    refusal = read_only_refusal(sql)
+    if refusal:
+        raise StreamlearnError(refusal)
     st = open_store(_settings(store=store, state_dir=state_dir), readonly=True)
-    df = st.query_df(sql, readonly=1)
+    try:
+        df = st.query_df(sql, readonly=1)
+    except StoreUnavailable as exc:
+        raise read_only_error(exc) from exc
     if fmt == "csv":
         sys.stdout.write(df.to_csv(index=False))
     elif fmt == "json":

@@ -33,6 +33,8 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         conf["ssl.certificate.location"] = str(settings.kafka_ssl_certfile)
     if settings.kafka_ssl_keyfile:
         conf["ssl.key.location"] = str(settings.kafka_ssl_keyfile)
+    if settings.kafka_ssl_key_password:
+        conf["ssl.key.password"] = settings.kafka_ssl_key_password.get_secret_value()
     conf.update(extra)
     return conf
 
@@ -50,9 +52,11 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
             cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
         )
         if settings.kafka_ssl_certfile:
+            key_password = settings.kafka_ssl_key_password
             ctx.load_cert_chain(
                 str(settings.kafka_ssl_certfile),
                 str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+                key_password.get_secret_value() if key_password else None,
             )
     if proto.startswith("SASL"):
         password = (

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client key (kafka_ssl_keyfile)."
+    )
     topic_prefix: str = Field("", description="Prepended to every topic name.")
     partitions: int = Field(4, ge=1, description="Partitions of topics streamlearn creates.")
 
@@ -80,6 +83,17 @@ class Settings(BaseSettings):
         3600.0,
         gt=0,
         description="How long an outcome waits for its unknown transaction before it is dropped.",
+    )
+    store_max_pending_rows: int = Field(
+        20_000, ge=1, description="Scored rows not yet in ClickHouse before scoring waits."
+    )
+    shutdown_drain_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, seconds to finish and commit in-flight batches."
+    )
+    fault_store_down_file: Path | None = Field(
+        None,
+        description="Fault injection for tests: while this file exists, every store insert "
+        "fails as if ClickHouse were unreachable.",
     )
 
     # Training

@@ -85,7 +85,10 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
             "early_outcomes",
             "duplicate_outcomes",
             "conflicting_outcomes",
-            "store_down_since",
+            "store_unavailable_since",
+            "store_retries",
+            "store_pending_rows",
+            "scoring_blocked",
         ):
             t.add_row(key, _fmt(worker.get(key)))
         console.print(t)

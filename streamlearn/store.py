@@ -257,6 +257,10 @@ class Store:
             ) from exc
         self.readonly = readonly
 
+    def _query_settings(self, settings: dict[str, Any]) -> dict[str, Any] | None:
+        """A read-only handle's queries run with readonly=1: ClickHouse refuses any write."""
+        return {**settings, "readonly": 1} if self.readonly else settings or None
+
     def migrate(self) -> None:
         """Create the database, tables and views if missing (idempotent)."""
         for statement in DDL:
@@ -272,7 +276,9 @@ class Store:
     def query_df(self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any):
         with self._lock:
             try:
-                return self.client.query_df(sql, parameters=parameters, settings=settings or None)
+                return self.client.query_df(
+                    sql, parameters=parameters, settings=self._query_settings(settings)
+                )
             except Exception as exc:
                 raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc
 
@@ -281,7 +287,9 @@ class Store:
     ) -> tuple[list[str], list[tuple]]:
         with self._lock:
             try:
-                res = self.client.query(sql, parameters=parameters, settings=settings or None)
+                res = self.client.query(
+                    sql, parameters=parameters, settings=self._query_settings(settings)
+                )
             except Exception as exc:
                 raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc
         return list(res.column_names), [tuple(r) for r in res.result_rows]
@@ -290,7 +298,7 @@ class Store:
         with self._lock:
             try:
                 return self.client.query_arrow(
-                    sql, parameters=parameters, settings=settings or None
+                    sql, parameters=parameters, settings=self._query_settings(settings)
                 )
             except Exception as exc:
                 raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ from typing import Any
 
 import faust
 
+from streamlearn.errors import StoreUnavailable
 from streamlearn.kafka import faust_broker_options
 from streamlearn.settings import Settings
 from streams.context import WorkerContext
@@ -31,10 +33,67 @@ OUTCOME_BATCH_WITHIN_S = 1.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
 
 
+class DrainingApp(faust.App):
+    """faust.App whose graceful stop finishes the in-flight batches before the last commit.
+
+    Faust calls `_consumer_wait_empty` once the fetcher has stopped and before the agents and
+    tasks stop. When the app is stopping (SIGTERM), it waits, up to `drain_s`, until no agent
+    holds a batch and the writer has made every batch durable (rows + changelog) and acked
+    it, then commits: a restart reprocesses nothing. During a rebalance it does not wait
+    (stream_wait_empty=False): events still in flight there are simply processed again.
+    """
+
+    drain_s: float = 30.0
+    quiet_s: float = 0.25  # longer than batch_within: a partial batch has been handed out
+    in_flight = 0  # batches an agent is working on (taken, not yet handed to the writer/acked)
+    writer: Any = None
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if not self.should_stop:
+            return await super()._consumer_wait_empty(consumer, logger)
+        log.warning("graceful stop: finishing the in-flight batches (up to %.0fs)", self.drain_s)
+        # asyncio.wait, not wait_for: a timeout must not wait for a commit stuck in a
+        # rebalance to unwind, so the stop stays bounded.
+        drained = await _within(self._drain(), self.drain_s)
+        committed = await _within(consumer.commit(), 10.0)
+        if drained and committed:
+            log.warning("graceful stop: in-flight batches written and offsets committed")
+        else:
+            log.warning(
+                "graceful stop: in-flight batches not durable and committed within %.0fs; "
+                "their events are processed again after a restart",
+                self.drain_s,
+            )
+
+    async def _drain(self) -> None:
+        """Until the agents hold nothing and the writer is idle, for quiet_s in a row."""
+        loop = asyncio.get_running_loop()
+        quiet_since = None
+        while True:
+            busy = self.in_flight > 0 or (self.writer is not None and not self.writer.idle)
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since >= self.quiet_s:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def _within(coro: Any, timeout: float) -> bool:
+    """Run coro for at most timeout seconds; False (and cancelled, not awaited) if late."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        return False
+    return task.exception() is None
+
+
 def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     """A Faust app wired to the worker context; nothing runs until a faust.Worker starts it."""
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = DrainingApp(
         f"{settings.topic_prefix}streamlearn",
         **faust_broker_options(settings),
         store="memory://",
@@ -51,10 +110,12 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         broker_commit_interval=1.0,
         producer_linger=0.005,
         table_cleanup_interval=3600,
-        # Unacked events are simply processed again after a restart; waiting for them at
-        # shutdown would hang when the writer that acks them has stopped.
+        # A rebalance does not wait for unacked events (they are processed again where the
+        # partition goes); a graceful stop does, bounded (DrainingApp).
         stream_wait_empty=False,
     )
+    app.drain_s = settings.shutdown_drain_s
+    app.quiet_s = max(0.25, 4 * settings.batch_within)
     transactions = app.topic(
         settings.topic("transactions"), key_serializer="raw", value_serializer="raw"
     )
@@ -80,11 +141,14 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
             if not await admit_or_seek(txn_guard, events):
                 continue
+            app.in_flight += 1
             try:
                 await score_batch(ctx, stream, events)
             except Exception as exc:
                 _fatal("scoring", exc)
                 raise
+            finally:
+                app.in_flight -= 1
 
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
@@ -93,16 +157,21 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         async for events in stream.noack_take(1000, within=OUTCOME_BATCH_WITHIN_S):
             if not await admit_or_seek(outcome_guard, events):
                 continue
+            app.in_flight += 1
             try:
                 await learn_batch(ctx, events)
             except Exception as exc:
                 _fatal("learning", exc)
                 raise
+            finally:
+                app.in_flight -= 1
             # Acked once a learner checkpoint covers them (checkpoint_learners below): an
             # outcome committed but learned only in memory would be lost by a crash.
             ctx.held_outcomes.hold(stream, events)
 
-    ctx.writer = BatchWriter(ctx, TXN_COLUMNS)
+    ctx.writer = app.writer = BatchWriter(
+        ctx, TXN_COLUMNS, max_rows=settings.store_max_pending_rows
+    )
 
     @app.on_partitions_revoked.connect
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:
@@ -164,7 +233,12 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
 
 
 async def refresh_merchant_risk_now(ctx: WorkerContext) -> None:
-    _, rows = await ctx.sink.call(ctx.store.query_rows, REFRESH_SQL)
+    try:
+        _, rows = await ctx.sink.call(ctx.store.query_rows, REFRESH_SQL)
+    except StoreUnavailable as exc:
+        # Store outage: keep serving the last rates; the next refresh tries again.
+        log.warning("merchant fraud rates not refreshed: %s", exc)
+        return
     ctx.merchant_risk.replace(rows)
 
 

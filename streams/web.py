@@ -60,8 +60,9 @@ def status_snapshot(ctx: WorkerContext) -> dict[str, Any]:
             "pending_transactions": len(ctx.pending),
             "pending_evicted": ctx.pending.evicted,
             "merchants_with_labels": len(ctx.merchant_risk),
-            "store_down_since": ctx.sink.down_since,
-            "store_failures": ctx.sink.failures,
+            **ctx.sink.status(),
+            "store_pending_rows": ctx.writer.pending_rows if ctx.writer else 0,
+            "scoring_blocked": ctx.writer.blocked if ctx.writer else 0,
             "online_metrics": ctx.scorecard.snapshot(max_age_s=1.0),
             **(ctx.online.status() if ctx.online is not None else {}),
             "inference": {

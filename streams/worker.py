@@ -38,7 +38,7 @@ def build_context(settings: Settings, store: Store) -> WorkerContext:
     ctx = WorkerContext(
         settings=settings,
         store=store,
-        sink=StoreSink(store),
+        sink=StoreSink(store, fault_down_file=settings.fault_store_down_file),
         producer=None,  # type: ignore[arg-type]  # set below, needs ctx for its callback
         dlq=DeadLetterWriter(settings),
         champion=Champion(

@@ -47,11 +47,27 @@ class BatchWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self.inserts = 0
+        self.blocked = 0  # actors waiting for room: consumption is paused
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows handed over and not yet durable (bounded by max_rows plus one batch)."""
+        return self._rows
+
+    @property
+    def idle(self) -> bool:
+        """Everything submitted so far is durable and acked."""
+        return self._idle.is_set()
 
     async def submit(self, batch: ScoredBatch) -> None:
-        while self._rows >= self.max_rows:
-            self._space.clear()
-            await self._space.wait()
+        if self._rows >= self.max_rows:
+            self.blocked += 1
+            try:
+                while self._rows >= self.max_rows:
+                    self._space.clear()
+                    await self._space.wait()
+            finally:
+                self.blocked -= 1
         self._queue.append(batch)
         self._rows += len(batch.rows)
         self._idle.clear()

@@ -28,6 +28,7 @@ from tests.chaos.harness import (
     StoreFigures,
     free_port_pair,
     predicted,
+    remote_distinct,
     remote_ids,
     scaled,
     store_figures,
@@ -134,15 +135,18 @@ def test_sigterm_mid_stream_then_restart(settings: Settings, tmp_path: Path) -> 
         for k in range(stops):
             producer.wait_progress((k + 0.5) / (stops + 0.5))
             t_stop = time.monotonic()
-            code = proc.stop(timeout=30)
+            code = proc.stop(timeout=60)
             took = time.monotonic() - t_stop
             print(f"graceful stop {k + 1}: exit {code} in {took:.1f}s")
             assert code == 0, f"SIGTERM ended the worker with {code}; see {log}"
+            assert "graceful stop: in-flight batches written and offsets committed" in (
+                log.read_text(errors="replace")
+            ), f"the stop did not drain the writer; see {log}"
             proc = worker(settings, log).start()
         figures = finish(proc, producer, n)
     finally:
         proc.kill()
-    verdict(
+    row = verdict(
         f"SIGTERM x{stops} + restart",
         txns,
         stops,
@@ -150,6 +154,72 @@ def test_sigterm_mid_stream_then_restart(settings: Settings, tmp_path: Path) -> 
         predicted(settings),
         started,
         producer.placed,
+    )
+    # A graceful stop drained and committed everything it had read: the restarted worker
+    # read nothing twice, so no transaction got a second prediction.
+    assert row.extra_predictions == 0, f"{row.extra_predictions} events processed again"
+
+
+@pytest.mark.timeout(scaled(200, 900))
+def test_store_unavailable_pauses_then_resumes(settings: Settings, tmp_path: Path) -> None:
+    """ClickHouse refuses every insert for a while (fault injection: the worker's
+    STREAMLEARN_FAULT_STORE_DOWN_FILE exists): the worker reports the outage, holds its
+    batches un-acked, stops consuming once its bounded backlog is full, and catches up
+    with nothing lost or doubled once the store is back."""
+    n, outages = scaled(3000, 20_000), scaled(1, 3)
+    batch, pending = 50, 300
+    down = tmp_path / "store-down"
+    s = settings.with_overrides(
+        fault_store_down_file=down, store_max_pending_rows=pending, batch_size=batch
+    )
+    # Scored but not stored at most: the writer's backlog, plus one batch per blocked actor.
+    bound = pending + (s.partitions + 1) * batch
+    txns = transactions(n, seed=505)
+    started = time.monotonic()
+    log = tmp_path / "worker.log"
+    proc = worker(s, log).start()
+    producer = PacedProducer(s, txns, rate_per_s=n / (outages * 14.0 + 6.0))
+    producer.start()
+    try:
+        for k in range(outages):
+            producer.wait_progress((k + 0.2) / (outages + 0.2))
+            down.touch()
+            wait_until(
+                lambda: proc.status()["store_unavailable_since"] is not None,
+                timeout=30,
+                what="the outage reported in /status/",
+            )
+            stored, sent = remote_distinct(s), producer.sent
+            # Paused: scoring waits once the backlog is full, while the producer goes on.
+            wait_until(
+                lambda: proc.status()["scoring_blocked"] > 0, timeout=30, what="scoring blocked"
+            )
+            producer.wait_progress(min(1.0, (sent + 2 * bound) / n))
+            st = proc.status()
+            print(
+                f"outage {k + 1}: {st['store_retries']} retries in "
+                f"{st['store_unavailable_s']:.1f}s, {st['predictions']} predicted, "
+                f"{st['store_pending_rows']} rows pending, {producer.sent} sent"
+            )
+            assert st["store_retries"] > 0 and "Connection refused" in st["store_last_error"]
+            assert remote_distinct(s) == stored, "rows were written while the store was down"
+            assert st["predictions"] - stored <= bound, "consumption did not stop"
+            assert producer.sent - st["predictions"] > bound, "no lag built up"
+            down.unlink()
+            wait_until(
+                lambda: proc.status()["store_unavailable_since"] is None,
+                timeout=60,
+                what="writing resumed",
+            )
+        figures = finish(proc, producer, n)
+    finally:
+        down.unlink(missing_ok=True)
+        proc.kill()
+    text = log.read_text(errors="replace")
+    assert "store unavailable: holding the batch un-acked" in text
+    assert "writing resumed" in text
+    verdict(
+        f"store down x{outages}", txns, outages, [figures], predicted(s), started, producer.placed
     )
 
 
@@ -220,14 +290,19 @@ def test_two_workers_one_killed(settings: Settings, tmp_path: Path) -> None:
     members = [member(1), member(2)]
     started = time.monotonic()
     procs = [worker(s, tmp_path / f"worker-{i + 1}.log").start() for i, s in enumerate(members)]
-    producer = PacedProducer(group, txns, rate_per_s=n / (kills * 8.0 + 4.0))
+    # Slow enough that traffic still flows when a restarted member rejoins (kills > 1).
+    producer = PacedProducer(
+        group, txns, rate_per_s=n / (kills * (8.0 if kills == 1 else 20.0) + 4.0)
+    )
     producer.start()
     try:
         for k in range(kills):
             victim = k % 2 + 1 if kills > 1 else 2
-            # Both hold partitions (each has scored some) before one dies.
-            for p in procs:
-                p.wait_for("transactions", 1, timeout=60)
+            # Both hold partitions (each has scored some) before one dies, while there is
+            # traffic left to score.
+            if producer.progress < 0.95:
+                for p in procs:
+                    p.wait_for("transactions", 1, timeout=60)
             time.sleep(rng.uniform(1.0, 4.0))
             procs[victim - 1].kill()
             print(f"killed worker {victim} at {producer.progress:.0%} sent")

@@ -38,3 +38,24 @@ def test_credentials_that_would_break_the_jaas_line_are_refused(
 ) -> None:
     with pytest.raises(ConfigError):
         broker.render_properties(39092, tmp_path, "alice", password)
+
+
+def test_ssl_listener_with_the_generated_keystore(tmp_path: Path) -> None:
+    from streamlearn.tls import BrokerTls
+
+    files = BrokerTls(tmp_path / "ca.pem", tmp_path / "broker.p12", tmp_path / "pw")
+    props = _props(broker.render_properties(39092, tmp_path, tls=(files, "ks-pw")))
+    assert props["listeners"] == "SSL://127.0.0.1:39092,CONTROLLER://127.0.0.1:39093"
+    assert props["listener.security.protocol.map"] == "SSL:SSL,CONTROLLER:PLAINTEXT"
+    assert props["ssl.keystore.location"] == str(files.keystore)
+    assert props["ssl.keystore.password"] == props["ssl.key.password"] == "ks-pw"
+    assert props["ssl.truststore.location"] == str(files.ca)
+
+
+def test_sasl_ssl_listener(tmp_path: Path) -> None:
+    from streamlearn.tls import BrokerTls
+
+    files = BrokerTls(tmp_path / "ca.pem", tmp_path / "broker.p12", tmp_path / "pw")
+    props = _props(broker.render_properties(39092, tmp_path, "alice", "pw1", (files, "ks")))
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:39092"
+    assert "listener.name.sasl_ssl.plain.sasl.jaas.config" in props

@@ -132,7 +132,7 @@ def test_query_csv_and_json(runs) -> None:
 
 
 def test_query_refuses_writes_in_one_line(runs) -> None:
-    assert_one_line_error(runs("write"), "readonly")
+    assert_one_line_error(runs("write"), "read-only", "DROP")
 
 
 def test_a_malformed_store_url_is_one_line(runs) -> None:

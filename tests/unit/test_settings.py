@@ -178,3 +178,33 @@ def test_topic_names_carry_the_prefix() -> None:
     s = Settings(topic_prefix="t1-")
     assert [s.topic(t) for t in TOPICS][:2] == ["t1-transactions", "t1-outcomes"]
     assert "dead-letters" in TOPICS and "models" in TOPICS
+
+
+def test_ssl_key_password_reaches_librdkafka_and_stays_masked() -> None:
+    from streamlearn.kafka import confluent_config
+    from streamlearn.settings import Settings
+
+    s = Settings(kafka_security_protocol="SSL", kafka_ssl_key_password="key-secret-1")
+    assert confluent_config(s)["ssl.key.password"] == "key-secret-1"
+    assert "key-secret-1" not in repr(s) and "key-secret-1" not in str(s)
+
+
+def test_query_refuses_anything_but_reads_before_sending() -> None:
+    from streamlearn.access import read_only_refusal
+
+    for sql in (
+        "SELECT 1",
+        " with x as (select 1) select * from x",
+        "SHOW TABLES",
+        "EXPLAIN SELECT 1",
+    ):
+        assert read_only_refusal(sql) is None
+    for sql in (
+        "INSERT INTO t VALUES (1)",
+        "alter table t delete where 1",
+        "DROP TABLE t",
+        "SET a=1",
+        "",
+    ):
+        refusal = read_only_refusal(sql)
+        assert refusal is not None and "read-only" in refusal
