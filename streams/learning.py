@@ -259,7 +259,7 @@ def _utc(ms: int) -> dt.datetime:
 
 async def _lookup(ctx: WorkerContext, ids: list[str]) -> dict[str, Scored]:
     """Features and scores logged for transactions no longer held in memory."""
-    _cols, rows = await ctx.sink.call(
+    _cols, rows = await ctx.sink.read(
         ctx.store.query_rows, LOOKUP_SQL, {"names": list(FEATURE_NAMES), "ids": ids}
     )
     out: dict[str, Scored] = {}

@@ -65,6 +65,14 @@ class StoreSink:
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str
     ) -> None:
         """Return once ClickHouse has the rows; retry forever (same token) while it fails."""
+        await self._until_up(self._insert, table, rows, columns, token)
+
+    async def read(self, fn, *args: Any) -> Any:
+        """A read the worker cannot go on without (the label join's look-up): retried like an
+        insert while the store is unavailable, so an outage pauses learning, never stops it."""
+        return await self._until_up(fn, *args)
+
+    async def _until_up(self, fn, *args: Any) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(StoreUnavailable),
             # 0.2 s doubling up to max_backoff_s, plus jitter so workers do not retry in step.
@@ -74,7 +82,7 @@ class StoreSink:
         )
         async for attempt in retrying:
             with attempt:
-                await self.call(self._insert, table, rows, columns, token)
+                result = await self.call(fn, *args)
         if self.down_since is not None:
             log.warning(
                 "store back after %.1fs and %d retries; writing resumed",
@@ -83,6 +91,7 @@ class StoreSink:
             )
             self.down_since = None
             self.outage_retries = 0
+        return result
 
     def _insert(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str

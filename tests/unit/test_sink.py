@@ -62,3 +62,23 @@ def test_no_fault_file_means_a_plain_insert(tmp_path: Path) -> None:
     sink.close()
     assert store.batches == [("outcomes", [[2]], "tok-2")]
     assert sink.status()["store_failures"] == 0
+
+
+def test_a_read_is_retried_through_an_outage(tmp_path: Path) -> None:
+    """The label join's look-up waits the outage out instead of stopping the worker."""
+    from streamlearn.errors import StoreUnavailable
+
+    calls: list[int] = []
+
+    def lookup(n: int) -> int:
+        calls.append(n)
+        if len(calls) < 3:
+            raise StoreUnavailable("ClickHouse query failed: Connection refused")
+        return n * 2
+
+    sink = StoreSink(ListStore(), max_backoff_s=0.01)
+    assert asyncio.run(sink.read(lookup, 21)) == 42
+    sink.close()
+    assert len(calls) == 3
+    status = sink.status()
+    assert status["store_outages"] == 1 and status["store_unavailable_since"] is None
