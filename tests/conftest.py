@@ -15,6 +15,18 @@ from streamlearn.errors import StreamlearnError
 from streamlearn.settings import Settings
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
+# Passwords the tests hand to brokers, clients and stores (see register_secret): at the end of
+# the session every log and text file the run wrote is grepped for them.
+SECRETS: set[str] = set()
+# The files that must hold a password (mode 0600): a broker's config and its keystore password.
+PRIVATE_NAMES = {"server.properties", "keystore.password"}
+TEXT_SUFFIXES = {".log", ".out", ".err", ".txt", ".json", ".properties", ".conf", ".yaml", ".ckpt"}
+
+
+def register_secret(secret: str) -> str:
+    """Note a password a test uses, so the session's closing sweep can look for leaks."""
+    SECRETS.add(secret)
+    return secret
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,6 +45,30 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def leaked_secrets(root: Path, secrets: set[str]) -> list[str]:
+    """Files under root (logs, status dumps, configs) holding any secret, private ones aside."""
+    found = []
+    for path in root.rglob("*"):
+        if path.suffix not in TEXT_SUFFIXES or path.name in PRIVATE_NAMES or not path.is_file():
+            continue
+        if path.stem.isdigit():  # a Kafka log segment (topic data, not a log file)
+            continue
+        data = path.read_bytes()
+        found += [str(path) for secret in secrets if secret.encode() in data]
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_password_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole run: no registered password in any log or text file the tests wrote."""
+    yield
+    if SECRETS:
+        root = tmp_path_factory.getbasetemp()
+        leaks = leaked_secrets(root, SECRETS)
+        print(f"\npassword sweep: {len(SECRETS)} passwords looked for under {root}")
+        assert not leaks, f"a password appears in {sorted(set(leaks))[:10]}"
 
 
 @pytest.fixture(scope="session")

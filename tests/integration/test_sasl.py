@@ -23,12 +23,12 @@ from streamlearn.kafka import confluent_config
 from streamlearn.processes import WorkerProcess
 from streamlearn.settings import Settings, settings_env
 from tests.chaos.harness import free_port_pair
-from tests.conftest import free_port, under_ci
+from tests.conftest import free_port, register_secret, under_ci
 from tests.integration.kafka_helpers import consume_all, produce
 from tests.integration.test_pipeline import PREDICTION, simulated, txn_message
 
 USER = "streamlearn-test"
-PASSWORD = f"pw-{uuid4().hex}"  # unique, so a grep cannot match anything else
+PASSWORD = register_secret(f"pw-{uuid4().hex}")  # unique, so a grep cannot match anything else
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,12 @@ from streamlearn.kafka import confluent_config
 from streamlearn.processes import WorkerProcess
 from streamlearn.settings import Settings, settings_env
 from tests.chaos.harness import free_port_pair
-from tests.conftest import free_port, under_ci
+from tests.conftest import free_port, register_secret, under_ci
 from tests.integration.kafka_helpers import consume_all, produce
 from tests.integration.test_pipeline import PREDICTION, simulated, txn_message
 
-SASL_PASSWORD = f"pw-{uuid4().hex}"
-STORE_PASSWORD = f"ch-{uuid4().hex}"
+SASL_PASSWORD = register_secret(f"pw-{uuid4().hex}")
+STORE_PASSWORD = register_secret(f"ch-{uuid4().hex}")
 
 
 def _start(base: Settings) -> Settings:
@@ -59,7 +59,11 @@ def ssl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 def _secrets(settings: Settings) -> dict[str, str]:
     """Every password of this broker and its clients, by name."""
     tls = broker.ensure_broker_tls(settings.state_dir / "kafka")
-    return {"keystore": tls.password(), "sasl": SASL_PASSWORD, "clickhouse": STORE_PASSWORD}
+    return {
+        "keystore": register_secret(tls.password()),
+        "sasl": SASL_PASSWORD,
+        "clickhouse": STORE_PASSWORD,
+    }
 
 
 def _leaks(texts: dict[str, str], files: list[Path], secrets: dict[str, str]) -> list[str]:
