@@ -20,6 +20,10 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap,
         "security.protocol": settings.kafka_security_protocol.lower(),
+        # librdkafka writes its own lines to stderr: keep errors, not the transient notices
+        # (coordinator loading, purged queues) a starting broker causes; failures that matter
+        # reach us through delivery reports and exceptions anyway.
+        "log_level": 3,
     }
     if settings.kafka_sasl_mechanism:
         conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
