@@ -32,6 +32,7 @@ from batch_retrain.metrics import evaluate
 from batch_retrain.release import build_release, load_booster, make_version, verify_release
 from batch_retrain.train import train
 from batch_retrain.training_set import TrainingSet, build_training_set
+from learners.drift import reference_bins
 from schemas import SchemaError
 from streamlearn.access import RemoteStore
 from streamlearn.errors import ModelRejected
@@ -129,6 +130,9 @@ def run_retrain(
         signing_key=signing_key,
         reason=reason,
         name=name,
+        # The train split the booster learned from, weighted back to the population when
+        # legit rows were sampled: the workers measure data drift against it.
+        reference_bins=reference_bins(ts.train.X, ts.feature_names, weights=ts.train.w),
     )
     while registry.get(store, release["version"]) is not None:
         # The same model bytes retrained within one second: the next second keeps it unique.

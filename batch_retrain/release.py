@@ -14,6 +14,7 @@ from typing import Any
 
 import lightgbm as lgb
 
+from learners.drift import ReferenceBins, bins_to_record
 from streamlearn.errors import ModelRejected
 
 MODEL_FORMAT = "lightgbm-text"
@@ -44,8 +45,13 @@ def build_release(
     reason: str = "",
     name: str = "fraud",
     created_at_ms: int | None = None,
+    reference_bins: Mapping[str, ReferenceBins] | None = None,
 ) -> dict[str, Any]:
-    """The ModelRelease record (schemas/model_release.avsc); version None derives one."""
+    """The ModelRelease record (schemas/model_release.avsc); version None derives one.
+
+    reference_bins: each feature's quantile bins over the training rows, which the workers'
+    data-drift monitor compares recent traffic with while this model is the champion.
+    """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     if list(booster.feature_name()) != list(feature_names):
@@ -69,6 +75,7 @@ def build_release(
         # Avro map values are doubles; NaN (an undefined metric) is kept as is.
         "metrics": {k: float(v) for k, v in metrics.items()},
         "reason": reason,
+        "reference_bins": bins_to_record(reference_bins or {}),
     }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from river import drift
@@ -42,17 +43,52 @@ class ReferenceBins:
 
 
 def reference_bins(
-    matrix: np.ndarray, names: Sequence[str], bins: int = 10
+    matrix: np.ndarray,
+    names: Sequence[str],
+    bins: int = 10,
+    weights: np.ndarray | None = None,
 ) -> dict[str, ReferenceBins]:
-    """Quantile bins per feature from a reference matrix (ties merged: discrete features work)."""
+    """Quantile bins per feature from a reference matrix (ties merged: discrete features work).
+
+    weights (one per row) stand for the rows a sample left out, e.g. 1/rate on downsampled
+    legit rows, so the bins describe the population, not the sample. A missing value (NaN)
+    counts in the top bin, where the monitor's searchsorted puts it too.
+    """
     out = {}
     qs = np.linspace(0, 1, bins + 1)[1:-1]
+    w = np.ones(len(matrix)) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = max(float(w.sum()), 1e-12)
     for j, name in enumerate(names):
         column = matrix[:, j]
-        edges = np.unique(np.quantile(column, qs))
-        counts = np.bincount(np.searchsorted(edges, column, side="right"), minlength=len(edges) + 1)
-        out[name] = ReferenceBins(edges, counts / max(1, len(column)))
+        known = ~np.isnan(column)
+        if known.any():
+            edges = np.unique(
+                np.quantile(column[known], qs, weights=w[known], method="inverted_cdf")
+            )
+        else:
+            edges = np.empty(0)
+        which = np.searchsorted(edges, column, side="right")
+        counts = np.bincount(which, weights=w, minlength=len(edges) + 1)
+        out[name] = ReferenceBins(edges, counts / total)
     return out
+
+
+def bins_to_record(bins: Mapping[str, ReferenceBins]) -> dict[str, dict[str, list[float]]]:
+    """Reference bins as the release's `reference_bins` field (Avro map of edges/proportions)."""
+    return {
+        name: {"edges": b.edges.astype(float).tolist(), "proportions": b.proportions.tolist()}
+        for name, b in bins.items()
+    }
+
+
+def bins_from_record(record: Mapping[str, Any] | None) -> dict[str, ReferenceBins]:
+    """The inverse of bins_to_record; empty for a release without bins (an older schema)."""
+    return {
+        name: ReferenceBins(
+            np.asarray(b["edges"], dtype=np.float64), np.asarray(b["proportions"], np.float64)
+        )
+        for name, b in (record or {}).items()
+    }
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:

@@ -22,6 +22,9 @@ from schemas.resolution import incompatibilities
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
 SCHEMA_DIR = Path(__file__).parent
+# Earlier versions of the contract schemas: messages they wrote (e.g. releases kept on the
+# compacted models topic) must still decode after a field is added.
+HISTORY_DIR = SCHEMA_DIR / "history"
 
 
 class SchemaError(ValueError):
@@ -81,8 +84,17 @@ class SchemaRegistry:
         return len(self._by_fp)
 
 
+@cache
+def history_schemas() -> tuple[dict[str, Any], ...]:
+    """The earlier writer schemas kept in schemas/history (one .avsc per retired version)."""
+    return tuple(json.loads(p.read_text()) for p in sorted(HISTORY_DIR.glob("*.avsc")))
+
+
 def default_registry() -> SchemaRegistry:
+    """The current contract schemas and their earlier versions, as writer schemas."""
     reg = SchemaRegistry()
+    for schema in history_schemas():
+        reg.add(schema)
     for name in NAMES:
         reg.add(load_schema(name))
     return reg

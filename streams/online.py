@@ -1,10 +1,10 @@
 """The worker's online learning: learners, blend, drift monitors, metrics rows, checkpoints.
 
 Scoring calls `score()` once per batch; learning calls `learn()` once per labeled outcome.
-Data-drift reference bins come from the champion release (`reference_bins`: feature ->
-{"edges", "proportions"}) when it carries them, else from the first REFERENCE_ROWS feature
-vectors this worker scored (documented stand-in: the drift is then measured against the
-traffic the worker started on).
+Data-drift reference bins come from the served champion release (`reference_bins`: its
+training rows' quantile bins per feature) and follow it through hot swaps, rollbacks and
+promotions; a release without them (an older schema), or no champion, falls back to the first
+REFERENCE_ROWS feature vectors this worker scored (the traffic it started on).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from learners.drift import (
     DriftEvent,
     ReferenceBins,
     ScoreDrift,
+    bins_from_record,
     reference_bins,
 )
 from learners.metrics import Scorecard
@@ -39,6 +40,11 @@ from streams.pending import BoundedMap, Parked
 log = logging.getLogger(__name__)
 CHAMPION = "lightgbm"
 REFERENCE_ROWS = 5000
+FIRST_EVENTS = f"first {REFERENCE_ROWS} events"  # the fallback reference, as /status names it
+# Calendar features are not watched for data drift: a window of 5,000 events spans less than
+# their period (a day at ~0.06 events/s, a week), so against any reference they say what time
+# it is, not that traffic changed (day_of_week: PSI 6.1 in a concept-drift test run).
+UNWATCHED = ("hour_of_day", "day_of_week")
 CHECKPOINT_LEARNED_IDS = 200_000  # learned ids a checkpoint carries (repeats after a restart)
 DRIFT_COLUMNS = ("time", "kind", "subject", "statistic", "threshold", "model_version", "details")
 METRIC_COLUMNS = (
@@ -67,6 +73,8 @@ class OnlineLearning:
         self.learners: list[Learner] = build_learners(spec, self.feature_names)
         self.blend = Blend([CHAMPION, *(m.name for m in self.learners)], lead=CHAMPION)
         self.data_drift: DataDrift | None = None
+        self.drift_reference = ""  # what data drift is measured against, for /status
+        self._first_events: dict[str, ReferenceBins] | None = None  # the fallback reference
         self._reference_rows: list[np.ndarray] = []
         self.score_drift = ScoreDrift()
         self.concept_drift = ConceptDrift(CHAMPION)
@@ -118,19 +126,36 @@ class OnlineLearning:
     def _watch_data(
         self, matrix: np.ndarray, time_ms: int, version: str, release: Mapping[str, Any] | None
     ) -> None:
-        if self.data_drift is None:
-            reference = _release_reference(release)
-            if reference is None:
-                self._reference_rows.append(np.array(matrix))
-                if sum(len(r) for r in self._reference_rows) < REFERENCE_ROWS:
-                    return
-                rows = np.vstack(self._reference_rows)
-                self._reference_rows = []
-                reference = reference_bins(rows, self.feature_names)
-                log.info("data drift reference: the first %d scored events", len(rows))
-            self.data_drift = DataDrift(self.feature_names, reference, threshold=self.psi_threshold)
+        carried = (release or {}).get("reference_bins")
+        if carried:
+            label = f"model {(release or {}).get('version', version)}"
+            if label != self.drift_reference:
+                # A new champion: the data it learned from is what traffic is compared with.
+                self._use_reference(bins_from_record(carried), label)
+        elif self._first_events is not None:
+            if self.drift_reference != FIRST_EVENTS:
+                # Back to a champion without bins (an older release), or none.
+                self._use_reference(self._first_events, FIRST_EVENTS)
+        else:
+            self.data_drift = None  # nothing to compare with until the first events are in
+            self.drift_reference = f"{FIRST_EVENTS} (collecting)"
+            self._reference_rows.append(np.array(matrix))
+            if sum(len(r) for r in self._reference_rows) < REFERENCE_ROWS:
+                return
+            rows = np.vstack(self._reference_rows)
+            self._reference_rows = []
+            self._first_events = reference_bins(rows, self.feature_names)
+            self._use_reference(self._first_events, FIRST_EVENTS)
             return
-        self._record(self.data_drift.update(matrix, time_ms), version)
+        if self.data_drift is not None:
+            self._record(self.data_drift.update(matrix, time_ms), version)
+
+    def _use_reference(self, bins: Mapping[str, ReferenceBins], label: str) -> None:
+        """Measure data drift against `bins` from now on (a fresh window of scored events)."""
+        log.info("data drift reference: %s", label)
+        self.drift_reference = label
+        watched = {name: b for name, b in bins.items() if name not in UNWATCHED}
+        self.data_drift = DataDrift(self.feature_names, watched, threshold=self.psi_threshold)
 
     # -- learning ------------------------------------------------------------------------
     def learn(
@@ -168,6 +193,7 @@ class OnlineLearning:
                 "detections": list(getattr(self.concept_drift, "detections", [])),
             },
             "drift_psi": dict(self.data_drift.last_psi) if self.data_drift else {},
+            "drift_reference": self.drift_reference,
             "checkpoint": {
                 "restored": self.restored,
                 "restored_counters": self.restored_counters,
@@ -433,16 +459,6 @@ def _parked(early: Any) -> Any:
         if isinstance(value, bool):
             early.put(txn_id, Parked(value, now_ms, now_ms, -1, -1))  # keeps its place
     return early
-
-
-def _release_reference(release: Mapping[str, Any] | None) -> dict[str, ReferenceBins] | None:
-    bins = (release or {}).get("reference_bins")
-    if not bins:
-        return None
-    return {
-        name: ReferenceBins(np.asarray(b["edges"]), np.asarray(b["proportions"]))
-        for name, b in bins.items()
-    }
 
 
 def _utc(ms: int) -> dt.datetime:

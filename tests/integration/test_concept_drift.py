@@ -12,8 +12,9 @@ in `streamlearn.labels`), never from recomputed scores:
   and fires within 4,000 labeled post-drift events (DETECTION_LABELS; measured 788-3,126);
 - data-drift events name the features the simulator changed, `amount` and `log_amount`, only
   after the drift (the PSI threshold is 0.05 here: the drift moves amounts by a PSI of ~0.08,
-  under the default 0.2 of a "significant" shift; without reference bins in the release the
-  reference is the first 5,000 events scored);
+  under the default 0.2 of a "significant" shift); the reference is the served champion's
+  training rows (the quantile bins its release carries), against which the amounts served
+  before the drift stay under a PSI of 0.05;
 - over the post-drift window (C after its first 2,000 events, ADAPT) every supervised learner
   (lr, arf) and the blend rank better (ROC AUC) than the stale champion (hst, unsupervised,
   is printed, not asserted);
@@ -129,6 +130,11 @@ def test_concept_drift_detected_and_learners_beat_the_stale_champion(
         assert not concept["detections"], f"concept drift before the drift: {concept}"
         data_before = {e["subject"] for e in status["drift_events"] if e["kind"] == "data"}
         assert not data_before & {"amount", "log_amount"}, data_before
+        # Measured against the rows the champion trained on, the amounts it serves match them.
+        assert status["drift_reference"] == f"model {result.version}", status["drift_reference"]
+        psi_before = status["drift_psi"]
+        assert max(psi_before["amount"], psi_before["log_amount"]) < 0.05, psi_before
+        assert not data_before & {"hour_of_day", "day_of_week"}, data_before  # not watched
         t_b = time.monotonic()
 
         # C: the drift.
@@ -146,7 +152,12 @@ def test_concept_drift_detected_and_learners_beat_the_stale_champion(
         print(
             f"\nphases A {t_a - t0:.0f}s, retrain {t_r - t_a:.0f}s, B {t_b - t_r:.0f}s, "
             f"C {t_c - t_b:.0f}s; concept drift after {delay} post-drift labels; "
-            f"data drift after it: {sorted(data_after - data_before)}"
+            f"data drift after it: {sorted(data_after - data_before)}; before it (against "
+            f"{status['drift_reference']}): {sorted(data_before)}"
+        )
+        print(
+            f"PSI of amount before the drift {psi_before['amount']:.3f}, after it "
+            f"{status['drift_psi']['amount']:.3f}"
         )
         print(f"pre-drift AUC (B after {WARMUP}): {pre}")
         print(f"post-drift AUC (C after {ADAPT}): {post}")

@@ -146,6 +146,13 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
             what="a drift event on a feature the simulator drifted, after the first model",
         )
         print(f"{drift_after_first} drift events on drifted features after the first model")
+        # Measured against the rows the served model trained on; the clock is not watched.
+        assert worker.status()["drift_reference"] == f"model {first.version}"
+        calendar = store.query_rows(
+            "SELECT count() FROM streamlearn.drift_events WHERE kind = 'data' "
+            "AND subject IN ('hour_of_day', 'day_of_week')"
+        )[1][0][0]
+        assert calendar == 0
 
         # Live traffic flows while the watch loop retrains and the new model is published.
         live_sim = Simulator(seed=22, cards=400, merchants=100, fraud_rate=0.02, delays=DELAYS)
@@ -191,6 +198,8 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         producer.join(timeout=30)
         live_count = sent["counts"].transactions
         assert live_count > 300
+        # The promoted model's training rows are the data-drift reference from the swap on.
+        assert worker.status()["drift_reference"] == f"model {second.version}"
 
         total = replay.counts.transactions + live_count
         wait_until(
@@ -255,7 +264,8 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         assert registry.get(store, second.version).reason == f"rolled back to {first.version}"
         after = list(live_sim.events(now_ms(), rate_per_s=100, count=100, diurnal=False))
         Replayer(settings).publish(iter(after))
-        worker.wait_for("transactions", total + len(after), timeout=60)
+        status = worker.wait_for("transactions", total + len(after), timeout=60)
+        assert status["drift_reference"] == f"model {first.version}"  # the rollback's, again
         _, rows = store.query_rows(
             "SELECT model_version, count() FROM streamlearn.transactions FINAL "
             "WHERE has({ids:Array(String)}, transaction_id) GROUP BY model_version",

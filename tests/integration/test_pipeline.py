@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 
 from batch_retrain.pipeline import run_retrain
-from batch_retrain.publish import publish_release
+from batch_retrain.publish import fetch_release, publish_release
 from batch_retrain.release import build_release
+from batch_retrain.training_set import build_training_set
+from learners.drift import bins_to_record, reference_bins
 from schemas import Serde
 from streamlearn.access import RemoteStore
 from streamlearn.processes import WorkerProcess
@@ -566,3 +568,13 @@ def test_retrain_from_replayed_history_is_served(settings: Settings, worker: Wor
     served = {p["transaction_id"]: p for p in predictions(settings)}
     for t in live:
         assert served[t["transaction_id"]]["model_version"] == result.version
+
+    # The release carries the quantile bins of the rows it trained on, and the worker's data
+    # drift monitor took them as its reference when it swapped to it.
+    release = fetch_release(settings, "fraud")
+    assert release is not None and release["version"] == result.version
+    ts = build_training_set(store_of(settings), maturity_s=3600, as_of_ms=result.as_of)
+    expected = bins_to_record(reference_bins(ts.train.X, ts.feature_names, weights=ts.train.w))
+    assert release["reference_bins"] == expected
+    assert set(expected) == set(release["feature_names"])
+    assert worker.status()["drift_reference"] == f"model {result.version}"

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from learners.drift import ConceptDrift, DataDrift, ScoreDrift, psi, reference_bins
+from learners.drift import (
+    ConceptDrift,
+    DataDrift,
+    ReferenceBins,
+    ScoreDrift,
+    bins_from_record,
+    bins_to_record,
+    psi,
+    reference_bins,
+)
 
 NAMES = ("amount", "hour", "channel", "steady")
 
@@ -100,3 +110,35 @@ def test_concept_drift_watches_each_class_and_restores_an_older_pickle() -> None
     old.__setstate__({**state, "detector": None})
     assert "detector" not in vars(old) and old.detections == []
     assert old.update(0.5, True, 2) == []
+
+
+def test_weighted_reference_bins_equal_the_unsampled_population() -> None:
+    # Downsampling the 0s to a tenth with weight 10 gives (nearly) the population's bins.
+    rng = np.random.default_rng(5)
+    population = np.column_stack([rng.exponential(3.0, 20_000), rng.integers(0, 4, 20_000)])
+    population[:, 0] = np.where(population[:, 1] == 0, 0.0, population[:, 0])
+    kept = (population[:, 1] != 0) | (np.arange(20_000) % 10 == 0)
+    weights = np.where(population[kept, 1] == 0, 10.0, 1.0)
+    full = reference_bins(population, ["x", "k"])
+    sampled = reference_bins(population[kept], ["x", "k"], weights=weights)
+    unweighted = reference_bins(population[kept], ["x", "k"])
+    for name in ("x", "k"):
+        assert np.allclose(sampled[name].proportions.sum(), 1.0)
+        assert np.allclose(sampled[name].edges, full[name].edges, rtol=0.05, atol=0.05), name
+        assert np.allclose(sampled[name].proportions, full[name].proportions, atol=0.01)
+
+    # Without the weights the share of zeros would be badly off.
+    def zeros(b: ReferenceBins) -> float:
+        return float(b.proportions[np.searchsorted(b.edges, 0.0, side="right")])
+
+    assert zeros(full["k"]) == pytest.approx(0.25, abs=0.02)
+    assert zeros(sampled["k"]) == pytest.approx(zeros(full["k"]), abs=0.01)
+    assert zeros(unweighted["k"]) < zeros(full["k"]) / 2
+
+
+def test_missing_values_count_in_the_top_bin_like_the_monitor_puts_them() -> None:
+    column = np.array([1.0, 2.0, 3.0, 4.0, np.nan, np.nan])[:, None]
+    bins = reference_bins(column, ["x"], bins=2)["x"]
+    assert bins.edges.tolist() == [2.0]
+    assert bins.proportions.tolist() == [1 / 6, 5 / 6]
+    assert bins_from_record(bins_to_record({"x": bins}))["x"].edges.tolist() == [2.0]

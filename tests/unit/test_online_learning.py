@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from learners import checkpoint
+from learners.drift import bins_to_record, reference_bins
 from learners.metrics import Scorecard
 from streams.features import FEATURE_NAMES
 from streams.online import (
@@ -115,3 +116,45 @@ def test_a_checkpoint_from_before_parked_origins_still_restores(tmp_path: Path) 
     parked = ctx2.early.get("t9")
     assert isinstance(parked, Parked) and parked.is_fraud is True and parked.partition == -1
     assert ctx2.stats.learned == 0 and ctx2.online.covers(0, 3)
+
+
+def test_data_drift_reference_follows_the_champion_release() -> None:
+    online = OnlineLearning("lr", FEATURE_NAMES)
+    lgbm = np.full(500, 0.01)
+    old = {"version": "v-old"}  # a release of the previous schema: no reference_bins
+    online.score(batch(500, 1), lgbm, 0, "v-old", old)
+    assert online.status()["drift_reference"] == "first 5000 events (collecting)"
+    for i in range(REFERENCE_ROWS // 500):
+        online.score(batch(500, 2 + i), lgbm, 0, "v-old", old)
+    assert online.status()["drift_reference"] == "first 5000 events"
+    first_events = online.data_drift
+
+    # A champion trained on amounts 3x today's: its bins are the reference from the swap on.
+    shifted = batch(20_000, 50, shift=2.0)
+    new = {
+        "version": "v-new",
+        "reference_bins": bins_to_record(reference_bins(shifted, FEATURE_NAMES)),
+    }
+    for i in range(REFERENCE_ROWS // 500 + 2):
+        online.score(batch(500, 100 + i), lgbm, i, "v-new", new)
+    assert online.status()["drift_reference"] == "model v-new"
+    assert online.data_drift is not first_events
+    subjects = {e.subject for e, v in online.unsaved_drift if e.kind == "data" and v == "v-new"}
+    assert {"amount", "log_amount"} <= subjects
+    assert online.status()["drift_psi"]["amount"] > 0.2
+
+    # Traffic like its training data does not drift against the next champion's bins.
+    same = {
+        "version": "v-same",
+        "reference_bins": bins_to_record(reference_bins(shifted, FEATURE_NAMES)),
+    }
+    online.unsaved_drift.clear()
+    for i in range(REFERENCE_ROWS // 500 + 2):
+        online.score(batch(500, 200 + i, shift=2.0), lgbm, i, "v-same", same)
+    assert online.status()["drift_reference"] == "model v-same"
+    assert not [e for e, _ in online.unsaved_drift if e.kind == "data"]
+
+    # A rollback to the release without bins: back to the first events, kept from before.
+    online.score(batch(500, 300), lgbm, 0, "v-old", old)
+    assert online.status()["drift_reference"] == "first 5000 events"
+    assert online.data_drift.reference[0] is first_events.reference[0]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from batch_retrain.release import build_release, load_booster, make_version, verify_release
+from learners.drift import bins_from_record, bins_to_record, reference_bins
 from schemas import Serde
 from streamlearn.errors import ModelRejected
 
@@ -121,3 +122,29 @@ def release_model_text() -> str:
     X, y = rng.normal(size=(100, 3)), rng.integers(0, 2, 100)
     params = {"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5}
     return lgb.train(params, lgb.Dataset(X, y, feature_name=FEATURES), 2).model_to_string()
+
+
+def test_reference_bins_of_the_training_rows_travel_in_the_release(booster):
+    X = np.random.default_rng(4).normal(size=(1000, 3))
+    bins = reference_bins(X, FEATURES)
+    serde = Serde("ModelRelease")
+    record = serde.decode(
+        serde.encode({**release(booster), "reference_bins": bins_to_record(bins)})
+    )
+    back = bins_from_record(record["reference_bins"])
+    assert list(back) == FEATURES
+    for name in FEATURES:
+        assert np.array_equal(back[name].edges, bins[name].edges)
+        assert np.array_equal(back[name].proportions, bins[name].proportions)
+        assert len(back[name].edges) == 9  # 10 quantile bins of a continuous feature
+    made = build_release(
+        booster,
+        feature_names=FEATURES,
+        train_start=1,
+        train_end=2,
+        metrics={},
+        signing_key=None,
+        reference_bins=bins,
+    )
+    assert made["reference_bins"] == bins_to_record(bins)
+    assert release(booster)["reference_bins"] == {}  # none given: an empty map

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import math
 from typing import Any
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import SchemaError, SchemaRegistry, Serde, load_schema
-from schemas.serde import MAGIC, NAMES, schema_fingerprint
+from schemas.serde import HISTORY_DIR, MAGIC, NAMES, schema_fingerprint
 
 RECORD_NAMES = tuple(NAMES)
 SERDES = {name: Serde(name) for name in RECORD_NAMES}
@@ -34,6 +35,9 @@ def _strategy(avro_type: Any) -> st.SearchStrategy:
             return st.lists(_strategy(avro_type["items"]), max_size=5)
         if kind == "map":
             return st.dictionaries(TEXT, _strategy(avro_type["values"]), max_size=5)
+        if kind == "record":
+            fields = avro_type["fields"]
+            return st.fixed_dictionaries({f["name"]: _strategy(f["type"]) for f in fields})
         return _strategy(kind)  # a primitive with a logicalType
     return {
         "null": st.none(),
@@ -334,3 +338,31 @@ def test_widened_union_is_always_rejected() -> None:
     for _ in range(30):  # each call accepts it about 2 times in 3
         with pytest.raises(SchemaError):
             SERDES["Transaction"].check_resolves(writer)
+
+
+def test_a_release_of_the_previous_schema_decodes_without_reference_bins():
+    # Releases on an existing deployment's compacted models topic were written before
+    # reference_bins existed; schemas/history keeps that writer schema known by fingerprint.
+    old = json.loads((HISTORY_DIR / "model_release.v1.avsc").read_text())
+    assert "reference_bins" not in {f["name"] for f in old["fields"]}
+    serde = SERDES["ModelRelease"]
+    assert schema_fingerprint(old) != serde.fingerprint
+    record = {
+        "name": "fraud",
+        "version": "v20250101T000000-abcdef",
+        "created_at": 1_735_689_600_000,
+        "role": "champion",
+        "model_format": "lightgbm-text",
+        "model": b"tree",
+        "sha256": "00",
+        "signature": None,
+        "feature_names": ["amount"],
+        "train_start": 1,
+        "train_end": 2,
+        "metrics": {"holdout_ap": 0.5},
+        "reason": "old",
+    }
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(copy.deepcopy(old)), record)
+    decoded = serde.decode(MAGIC + schema_fingerprint(old) + body.getvalue())
+    assert decoded == {**record, "reference_bins": {}}
