@@ -7,10 +7,11 @@ checks the triggers (batch_retrain/triggers.py) behind their guardrails.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from batch_retrain import registry
+from batch_retrain.drift_feed import DriftFeed, SeenDrift, merge_drift
 from batch_retrain.triggers import TriggerConfig, TriggerInputs, decide_trigger
 from streamlearn.access import RemoteStore
 from streamlearn.errors import NotEnoughData, StreamlearnError
@@ -26,28 +27,24 @@ def _scalar(store: Store | RemoteStore, sql: str, params: dict[str, Any] | None 
 
 
 def gather_inputs(
-    store: Store | RemoteStore, now_ms: int, last_run_ms: int | None
+    store: Store | RemoteStore,
+    now_ms: int,
+    last_run_ms: int | None,
+    topic_events: Iterable[SeenDrift] = (),
 ) -> TriggerInputs:
-    """Read what decide_trigger needs with a few small queries."""
+    """Read what decide_trigger needs with a few small queries; drift events from the table
+    and from the drift-events topic (topic_events) count once each."""
     labels = _scalar(store, f"SELECT count() FROM {DB}.outcomes FINAL")
     since = {"since": -1 if last_run_ms is None else int(last_run_ms)}
-    drift = int(
-        _scalar(
-            store,
-            f"SELECT count() FROM {DB}.drift_events FINAL "
-            "WHERE toUnixTimestamp64Milli(time) > {since:Int64}",
-            since,
-        )
-        or 0
-    )
-    # What drifted most (statistic over its threshold), for the recorded reason.
-    top = store.query_df(
-        f"SELECT concat(kind, ' ', subject) AS what, max(statistic / threshold) AS excess "
+    _, rows = store.query_rows(
+        "SELECT toUnixTimestamp64Milli(time), kind, subject, statistic, threshold "
         f"FROM {DB}.drift_events FINAL WHERE toUnixTimestamp64Milli(time) > {{since:Int64}} "
-        "AND threshold > 0 GROUP BY what ORDER BY excess DESC, what LIMIT 5",
+        "LIMIT 100000",
         since,
     )
-    subjects = tuple(top["what"]) if drift and top is not None and len(top) else ()
+    stored = [SeenDrift(int(t), k, s, float(st), float(th)) for t, k, s, st, th in rows]
+    # What drifted most (statistic over its threshold), for the recorded reason.
+    drift, subjects = merge_drift(stored, topic_events, since_ms=last_run_ms)
     df = store.query_df(
         f"SELECT auc_rolling, auc, labels FROM {DB}.online_metrics "
         "WHERE scorer = 'lightgbm' ORDER BY time DESC LIMIT 1"
@@ -102,6 +99,7 @@ def watch(
     cfg = cfg or TriggerConfig()
     last = last_run_ms(store)
     runs = rounds = 0
+    feed = DriftFeed(settings)
     try:
         while (max_runs is None or runs < max_runs) and (max_rounds is None or rounds < max_rounds):
             rounds += 1
@@ -112,7 +110,8 @@ def watch(
             except StreamlearnError as e:
                 on_event(f"shadow check failed: {e}")
             now = int(time.time() * 1000)
-            trigger, reason = decide_trigger(cfg, gather_inputs(store, now, last))
+            inputs = gather_inputs(store, now, last, feed.poll())
+            trigger, reason = decide_trigger(cfg, inputs)
             if trigger is None:
                 on_event(f"no retrain: {reason}")
             else:
@@ -135,4 +134,6 @@ def watch(
             time.sleep(interval_s)
     except KeyboardInterrupt:
         on_event("watch stopped")
+    finally:
+        feed.close()
     return runs
