@@ -61,12 +61,13 @@ def _view(status: dict[str, Any], counts: Any, phase: str, elapsed: float, retra
 
 def _metrics_table(status: dict[str, Any]) -> Table:
     t = Table(title="online metrics at label time (scores as served)")
-    columns = ("scorer", "labels", "frauds", "AUC (last 5k)", "AUC (all)", "AP (last 5k)")
+    t.add_column("scorer", no_wrap=True)  # never cut to "river_…": the name is the point
+    columns = ("labels", "frauds", "AUC (last 5k)", "AUC (all)", "AP (last 5k)")
     for col in (*columns, "p@k/day (7 days)", "log loss"):
         t.add_column(col)
     for name, m in (status.get("online_metrics") or {}).items():
         t.add_row(
-            name,
+            name.removeprefix("river_"),
             _fmt(int(m.get("labels") or 0)),
             _fmt(int(m.get("positives") or 0)),
             _fmt(m.get("auc_rolling")),
