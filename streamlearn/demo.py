@@ -40,7 +40,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _view(status: dict[str, Any], counts: Any, phase: str, elapsed: float, retrains: list) -> Group:
+def _view(
+    status: dict[str, Any],
+    counts: Any,
+    phase: str,
+    elapsed: float,
+    retrains: list,
+    learned_before: int = 0,
+) -> Group:
     top = Table.grid(padding=(0, 2))
     lat = status.get("latency") or {}
     rows = [
@@ -50,7 +57,10 @@ def _view(status: dict[str, Any], counts: Any, phase: str, elapsed: float, retra
         ("events/s", _fmt(status.get("events_per_s"), 0)),
         ("latency p50 / p99", f"{_fmt(lat.get('p50_ms'), 0)} / {_fmt(lat.get('p99_ms'), 0)} ms"),
         ("model", f"{status.get('model_version')} ({status.get('model_swaps', 0)} swaps)"),
-        ("outcomes learned", f"{status.get('learned', 0):,} of {counts.outcomes:,} sent"),
+        (
+            "outcomes learned",
+            f"{status.get('learned', 0) - learned_before:,} of {counts.outcomes:,} sent",
+        ),
         ("dead letters", str(sum((status.get("dead_letters") or {}).values()))),
         ("retrains", ", ".join(retrains[-3:]) or "-"),
     ]
@@ -110,8 +120,19 @@ def run_demo(
     replay = Replayer(settings)
     worker = WorkerProcess(settings, settings.state_dir / "demo-worker.log")
     retrains: list[str] = []
+    learned_before = 0
     try:
         worker.start()
+        first = worker.status()
+        # A rerun in the same state dir resumes the learners from the last run's checkpoint:
+        # their counters continue, so this run's figures are counted from here.
+        learned_before = int(first.get("learned") or 0)
+        if (first.get("checkpoint") or {}).get("restored"):
+            console.print(
+                f"      learners resumed from the checkpoint of an earlier run in "
+                f"{settings.state_dir} (online metrics include it; another "
+                "STREAMLEARN_STATE_DIR starts afresh)"
+            )
         console.print(
             f"[bold]2/4[/] worker started; replaying {backfill_days:g} days of history "
             f"of {cards:,} cards"
@@ -150,9 +171,8 @@ def run_demo(
             while time.monotonic() - t_live < duration_s and live.is_alive():
                 with contextlib.suppress(OSError):
                     status = worker.status()
-                view.update(
-                    _view(status, replay.counts, "live", time.monotonic() - t_live, retrains)
-                )
+                elapsed = time.monotonic() - t_live
+                view.update(_view(status, replay.counts, "live", elapsed, retrains, learned_before))
                 if time.monotonic() >= next_retrain and (
                     retrain_thread is None or not retrain_thread.is_alive()
                 ):
@@ -170,7 +190,8 @@ def run_demo(
             if retrain_thread is not None:
                 retrain_thread.join(timeout=120)
             status = worker.status()
-            view.update(_view(status, replay.counts, "done", time.monotonic() - t_live, retrains))
+            elapsed = time.monotonic() - t_live
+            view.update(_view(status, replay.counts, "done", elapsed, retrains, learned_before))
     except KeyboardInterrupt:
         console.print("interrupted")
         status = {}
@@ -178,7 +199,7 @@ def run_demo(
         worker.stop()
         if started_broker:
             broker.down(settings)
-    _summary(status, replay.counts, retrains)
+    _summary(status, replay.counts, retrains, learned_before)
     return status
 
 
@@ -195,7 +216,9 @@ def _retrain(settings: Settings, store: RemoteStore, maturity_s: float, reason: 
     )
 
 
-def _summary(status: dict[str, Any], counts: Any, retrains: list[str]) -> None:
+def _summary(
+    status: dict[str, Any], counts: Any, retrains: list[str], learned_before: int = 0
+) -> None:
     t = Table(title="demo summary")
     t.add_column("figure")
     t.add_column("value")
@@ -203,7 +226,10 @@ def _summary(status: dict[str, Any], counts: Any, retrains: list[str]) -> None:
     for k, v in (
         ("transactions sent", f"{counts.transactions:,} ({counts.frauds:,} fraud)"),
         ("transactions scored", _fmt(status.get("transactions"))),
-        ("outcomes sent / learned", f"{counts.outcomes:,} / {_fmt(status.get('learned'))}"),
+        (
+            "outcomes sent / learned",
+            f"{counts.outcomes:,} / {_fmt((status.get('learned') or 0) - learned_before)}",
+        ),
         ("dead letters", _fmt(sum((status.get("dead_letters") or {}).values()))),
         ("latency p50 / p99 (ms)", f"{_fmt(lat.get('p50_ms'), 0)} / {_fmt(lat.get('p99_ms'), 0)}"),
         ("model serving at the end", _fmt(status.get("model_version"))),
