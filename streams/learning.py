@@ -129,21 +129,36 @@ async def _learn(ctx: WorkerContext, outcomes: list[tuple[dict[str, Any], int, i
         if i % LEARN_SLICE == LEARN_SLICE - 1:
             # Learning shares the event loop with scoring: let waiting batches be scored.
             await asyncio.sleep(0)
-        txn_id = outcome["transaction_id"]
-        is_fraud = bool(outcome["is_fraud"])
-        if _repeat(ctx, txn_id, is_fraud):
-            continue
-        # The transaction may have been scored since the lookup (scoring runs while this
-        # loop yields): take it from pending before parking the outcome as early.
-        scored = found.get(txn_id) or ctx.pending.pop(txn_id)
-        if scored is None:
-            parked = Parked(is_fraud, outcome["event_time"], now_ms, partition, offset)
-            pushed_out = ctx.early.put(txn_id, parked)
-            ctx.stats.early_outcomes += 1
-            if pushed_out is not None:
-                _unlearned(ctx, pushed_out[0], pushed_out[1], None, UNKNOWN)
-            continue
-        learn_one(ctx, txn_id, scored, is_fraud, outcome["event_time"], partition, offset, now_ms)
+        _learn_or_park(ctx, found, outcome, partition, offset, now_ms)
+        # Covered as soon as it is in the learners' state: a checkpoint taken while this loop
+        # yields then covers exactly what its learners hold, so after a crash the rest of the
+        # batch is redelivered and learned, and the first part is skipped as a replay.
+        ctx.online.mark_learned(partition, offset)
+
+
+def _learn_or_park(
+    ctx: WorkerContext,
+    found: dict[str, Scored],
+    outcome: dict[str, Any],
+    partition: int,
+    offset: int,
+    now_ms: int,
+) -> None:
+    txn_id = outcome["transaction_id"]
+    is_fraud = bool(outcome["is_fraud"])
+    if _repeat(ctx, txn_id, is_fraud):
+        return
+    # The transaction may have been scored since the lookup (scoring runs while this
+    # loop yields): take it from pending before parking the outcome as early.
+    scored = found.get(txn_id) or ctx.pending.pop(txn_id)
+    if scored is None:
+        parked = Parked(is_fraud, outcome["event_time"], now_ms, partition, offset)
+        pushed_out = ctx.early.put(txn_id, parked)
+        ctx.stats.early_outcomes += 1
+        if pushed_out is not None:
+            _unlearned(ctx, pushed_out[0], pushed_out[1], None, UNKNOWN)
+        return
+    learn_one(ctx, txn_id, scored, is_fraud, outcome["event_time"], partition, offset, now_ms)
 
 
 def _repeat(ctx: WorkerContext, txn_id: str, is_fraud: bool) -> bool:
