@@ -51,9 +51,11 @@ up: setup ## Start the local Kafka broker
 down: ## Stop the local Kafka broker
 	$(BIN)/streamlearn down
 
-lint: setup ## ruff check and format check
+lint: setup ## ruff (lint, format), mypy, and the import contract of the floors
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: setup ## Format and fix what ruff can
 	$(BIN)/ruff format .
@@ -63,6 +65,6 @@ check: lint test-unit ## Lint and unit tests
 
 clean: ## Stop the local broker and remove local state (.streamlearn), keep .venv
 	@if [ -x $(BIN)/python ]; then \
-	  $(BIN)/python -c 'from streamlearn import broker; from streamlearn.settings import Settings; broker.down(Settings())' || true; \
+	  $(BIN)/python -c 'from streamlearn.tools import broker; from streamlearn.foundation.settings import Settings; broker.down(Settings())' || true; \
 	fi
 	rm -rf .streamlearn .pytest_cache .ruff_cache

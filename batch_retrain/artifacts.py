@@ -11,10 +11,10 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from batch_retrain.registry import from_ms
-from schemas import Serde
-from streamlearn.access import RemoteStore
-from streamlearn.store import Store
+from streamlearn.batch_retrain.registry import from_ms
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.store import Store
+from streamlearn.schemas import Serde
 
 TABLE = "model_artifacts"
 COLUMNS = ("version", "name", "created_at", "release")

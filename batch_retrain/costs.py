@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from streamlearn.access import RemoteStore
-from streamlearn.store import Store
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.store import Store
 
 COST_SQL = """
 SELECT version,
@@ -19,7 +19,8 @@ SELECT version,
        sum(minute_predictions) AS predictions,
        if(predictions > 0, 1000 * inference_cpu_s / predictions, nan) AS cpu_s_per_1k,
        if(countIf(minute_predictions > 0 AND running_cpu >= train_cpu_s) > 0,
-          minIf(minute, minute_predictions > 0 AND running_cpu >= train_cpu_s),
+          toDateTime64(minIf(minute, minute_predictions > 0 AND running_cpu >= train_cpu_s),
+                       3, 'UTC'),
           NULL) AS inference_passed_training_at
 FROM (
     SELECT m.version AS version, m.train_cpu_s AS train_cpu_s, u.minute AS minute,

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError
 
-from schemas import SchemaError, Serde
-from streamlearn.kafka import confluent_config
-from streamlearn.settings import Settings
-from streams.dead_letters import DeadLetter, DeadLetterWriter
+from streamlearn.foundation.dead_letters import DeadLetter, DeadLetterWriter
+from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import SchemaError, Serde
 
 # Events older than this are of no use to the next decision: the feed keeps it bounded.
 KEEP_MS = 7 * 86_400_000
@@ -87,8 +87,9 @@ class DriftFeed:
             msg = self.consumer.poll(idle_s)
             if msg is None:
                 break
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 break
             try:
@@ -107,8 +108,8 @@ class DriftFeed:
                 self.dlq.send(
                     DeadLetter(
                         self.topic,
-                        msg.partition(),
-                        msg.offset(),
+                        msg.partition() or 0,
+                        msg.offset() or 0,
                         "drift",
                         str(exc),
                         msg.key(),

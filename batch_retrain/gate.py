@@ -130,7 +130,7 @@ def judge(
         if challenger and math.isnan(ours):
             return Decision(False, f"the challenger's {config.primary} is undefined")
         return Decision(True, note or "no champion to compare with")
-    fields = {
+    fields: dict[str, Any] = {
         "champion_version": champion_version,
         "champion_metrics": dict(champion),
         "challenger_metrics": dict(challenger),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 # Shared with the online metrics; re-exported here for the gate and older imports.
-from learners.ranking import ALERTS_PER_DAY, DAY_MS, precision_at_k_per_day
+from streamlearn.learners.ranking import ALERTS_PER_DAY, DAY_MS, precision_at_k_per_day
 
 # Review capacity: precision and recall among the top 1% of scores (by weight).
 TOP_FRACTION = 0.01
@@ -16,7 +18,7 @@ ECE_BINS = 10
 
 def evaluate(
     y: np.ndarray,
-    score: np.ndarray,
+    score: Any,
     w: np.ndarray | None = None,
     event_time: np.ndarray | None = None,
     *,

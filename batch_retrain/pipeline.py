@@ -25,19 +25,25 @@ from typing import Any, NamedTuple
 import lightgbm as lgb
 import numpy as np
 
-from batch_retrain import registry
-from batch_retrain.artifacts import save_release
-from batch_retrain.gate import DEFAULT_GATE, Decision, GateConfig, gate_from_settings, judge
-from batch_retrain.metrics import evaluate
-from batch_retrain.release import build_release, load_booster, make_version, verify_release
-from batch_retrain.train import train
-from batch_retrain.training_set import TrainingSet, build_training_set
-from learners.drift import reference_bins
-from schemas import SchemaError
-from streamlearn.access import RemoteStore
-from streamlearn.errors import ModelRejected
-from streamlearn.settings import Settings
-from streamlearn.store import Store
+from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.artifacts import save_release
+from streamlearn.batch_retrain.gate import (
+    DEFAULT_GATE,
+    Decision,
+    GateConfig,
+    gate_from_settings,
+    judge,
+)
+from streamlearn.batch_retrain.metrics import evaluate
+from streamlearn.batch_retrain.train import train
+from streamlearn.batch_retrain.training_set import TrainingSet, build_training_set
+from streamlearn.domain.release import build_release, load_booster, make_version, verify_release
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.errors import ModelRejected
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
+from streamlearn.learners.drift import reference_bins
+from streamlearn.schemas import SchemaError
 
 __all__ = ["Decision", "GateConfig", "RetrainResult", "decide", "run_retrain"]
 
@@ -166,7 +172,7 @@ def run_retrain(
     t1 = time.perf_counter()
     source = champion_source
     if source is None and publish:
-        from batch_retrain.publish import fetch_release
+        from streamlearn.batch_retrain.publish import fetch_release
 
         source = partial(fetch_release, settings, name)
     cmp = _compare_with_champion(source, ts, result.booster, signing_key)
@@ -197,7 +203,7 @@ def run_retrain(
         status = "rejected"
         registry.update(store, version, status=status, reason=decision.reason, **recorded)
     elif publish and shadow and decision.champion_metrics:
-        from batch_retrain.publish import publish_release
+        from streamlearn.batch_retrain.publish import publish_release
 
         previous = registry.current_shadow(store, name)
         publish_release(settings, {**release, "role": "shadow"})
@@ -207,7 +213,7 @@ def run_retrain(
         if previous is not None and previous.version != version:
             registry.set_status(store, previous.version, "retired", f"shadow replaced by {version}")
     elif publish:
-        from batch_retrain.publish import publish_release
+        from streamlearn.batch_retrain.publish import publish_release
 
         publish_release(settings, release)
         published, status = True, "champion"

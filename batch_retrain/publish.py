@@ -11,17 +11,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from schemas import Serde
-from streamlearn.errors import BrokerUnavailable
-from streamlearn.kafka import MODELS_MAX_BYTES, confluent_config, ensure_topics
-from streamlearn.settings import Settings
-
-SHADOW_SUFFIX = ".shadow"
-
-
-def release_key(name: str, role: str = "champion") -> bytes:
-    """The models-topic key of a release: the name for a champion, name.shadow for a shadow."""
-    return (name + SHADOW_SUFFIX if role == "shadow" else name).encode()
+from streamlearn.domain.release import release_key
+from streamlearn.foundation.errors import BrokerUnavailable
+from streamlearn.foundation.kafka import MODELS_MAX_BYTES, confluent_config, ensure_topics
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import Serde
 
 
 def publish_release(settings: Settings, record: dict[str, Any], *, timeout: float = 30.0) -> None:
@@ -115,8 +109,9 @@ def fetch_release(
             if msg.key() == key:
                 # A tombstone (None value) withdraws the model.
                 latest = msg.value()
-            if msg.offset() >= ends.get(msg.partition(), 0) - 1:
-                ends.pop(msg.partition(), None)
+            partition = msg.partition() or 0
+            if (msg.offset() or 0) >= ends.get(partition, 0) - 1:
+                ends.pop(partition, None)
     except KafkaException as exc:
         raise BrokerUnavailable(
             f"cannot read {topic} at {settings.kafka_bootstrap}: {exc} (is the broker up?)"

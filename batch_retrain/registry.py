@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from streamlearn.access import RemoteStore
-from streamlearn.store import Store
-from streams.features import FEATURE_VERSION
+from streamlearn.domain.features import FEATURE_VERSION
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.store import Store
 
 TABLE = "models"
 STATUSES = ("candidate", "champion", "shadow", "rejected", "retired")

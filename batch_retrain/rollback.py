@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from batch_retrain import registry
-from batch_retrain.artifacts import load_release
-from batch_retrain.release import verify_release
-from streamlearn.access import RemoteStore
-from streamlearn.errors import ModelRejected, StreamlearnError
-from streamlearn.settings import Settings
-from streamlearn.store import Store
-from streams.features import FEATURE_NAMES
+from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.artifacts import load_release
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.domain.release import verify_release
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.errors import ModelRejected, StreamlearnError
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def rollback(
     name: str = "fraud",
 ) -> Rollback:
     """Republish `version` (default: rollback_target) as champion and update the registry."""
-    from batch_retrain.publish import publish_release
+    from streamlearn.batch_retrain.publish import publish_release
 
     current = registry.current_champion(store, name)
     target = version or rollback_target(store, name)

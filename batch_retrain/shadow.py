@@ -15,14 +15,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from batch_retrain import registry
-from batch_retrain.gate import DEFAULT_GATE, Decision, GateConfig, gate_from_settings, judge
-from batch_retrain.metrics import evaluate
-from batch_retrain.training_set import DB, _data_clock, _fraud_ids_sql
-from streamlearn.access import RemoteStore
-from streamlearn.errors import ModelRejected, StreamlearnError
-from streamlearn.settings import Settings
-from streamlearn.store import Store
+from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.gate import (
+    DEFAULT_GATE,
+    Decision,
+    GateConfig,
+    gate_from_settings,
+    judge,
+)
+from streamlearn.batch_retrain.metrics import evaluate
+from streamlearn.batch_retrain.training_set import DB, _data_clock, _fraud_ids_sql
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.errors import ModelRejected, StreamlearnError
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
 
 PREFIX = "live_"
 
@@ -168,10 +174,10 @@ def check_shadow(
     Defaults (gate, maturity, minimums) come from settings. Raises BrokerUnavailable if the
     promotion or withdrawal cannot be published.
     """
-    from batch_retrain.artifacts import load_release
-    from batch_retrain.publish import publish_release, withdraw_shadow
-    from batch_retrain.release import verify_release
-    from streams.features import FEATURE_NAMES
+    from streamlearn.batch_retrain.artifacts import load_release
+    from streamlearn.batch_retrain.publish import publish_release, withdraw_shadow
+    from streamlearn.domain.features import FEATURE_NAMES
+    from streamlearn.domain.release import verify_release
 
     gate = gate or gate_from_settings(settings)
     shadow = registry.current_shadow(store, name)

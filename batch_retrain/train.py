@@ -19,8 +19,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from batch_retrain.metrics import evaluate
-from batch_retrain.training_set import TrainingSet
+from streamlearn.batch_retrain.metrics import evaluate
+from streamlearn.batch_retrain.training_set import TrainingSet
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from streamlearn.access import RemoteStore
-from streamlearn.errors import NotEnoughData
-from streamlearn.store import Store
-from streams.features import FEATURE_NAMES, FEATURE_VERSION
+from streamlearn.domain.features import FEATURE_NAMES, FEATURE_VERSION
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.errors import NotEnoughData
+from streamlearn.foundation.store import Store
 
 DB = "streamlearn"
 # Legit rows are kept when cityHash64(transaction_id) % SAMPLE_BUCKETS < keep: deterministic,

@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from batch_retrain import registry
-from batch_retrain.drift_feed import DriftFeed, SeenDrift, merge_drift
-from batch_retrain.triggers import TriggerConfig, TriggerInputs, decide_trigger
-from streamlearn.access import RemoteStore
-from streamlearn.errors import NotEnoughData, StreamlearnError
-from streamlearn.settings import Settings
-from streamlearn.store import Store
+from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.drift_feed import DriftFeed, SeenDrift, merge_drift
+from streamlearn.batch_retrain.triggers import TriggerConfig, TriggerInputs, decide_trigger
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.errors import NotEnoughData, StreamlearnError
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
 
 DB = "streamlearn"
 
@@ -93,8 +93,8 @@ def watch(
     shadow_options go to check_shadow (gate, maturity_s, min_labels, ...), run each round;
     max_runs / max_rounds stop the loop after that many retrains / rounds (None: forever).
     """
-    from batch_retrain.pipeline import run_retrain
-    from batch_retrain.shadow import check_shadow
+    from streamlearn.batch_retrain.pipeline import run_retrain
+    from streamlearn.batch_retrain.shadow import check_shadow
 
     cfg = cfg or TriggerConfig()
     last = last_run_ms(store)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from river import forest
 
-from learners.tree import SampledTree
+from streamlearn.learners.tree import SampledTree
 
 
 class SampledForest(SampledTree):
@@ -30,4 +30,6 @@ class SampledForest(SampledTree):
         seed: int = 7,
     ) -> None:
         super().__init__(feature_names, legit_fraction=legit_fraction, seed=seed)
-        self.model = forest.ARFClassifier(n_models=n_models, seed=seed, leaf_prediction="mc")
+        self.model = forest.ARFClassifier(  # type: ignore[assignment]
+            n_models=n_models, seed=seed, leaf_prediction="mc"
+        )

@@ -21,7 +21,7 @@ import numpy as np
 from river import metrics
 from sklearn.metrics import average_precision_score
 
-from learners.ranking import ALERTS_PER_DAY, DAY_MS, precision_at_k_per_day
+from streamlearn.learners.ranking import ALERTS_PER_DAY, DAY_MS, precision_at_k_per_day
 
 EPS = 1e-7
 # Cumulative average precision from a histogram of logit(score): 2,400 bins of 0.01 over

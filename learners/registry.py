@@ -23,10 +23,10 @@ from typing import Protocol
 
 import numpy as np
 
-from learners.anomaly import AnomalyScorer
-from learners.forest import SampledForest
-from learners.online import OnlineLogistic
-from learners.tree import SampledTree
+from streamlearn.learners.anomaly import AnomalyScorer
+from streamlearn.learners.forest import SampledForest
+from streamlearn.learners.online import OnlineLogistic
+from streamlearn.learners.tree import SampledTree
 
 
 class Learner(Protocol):

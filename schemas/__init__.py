@@ -1,5 +1,5 @@
 """Avro schemas of the contract and their single-object-encoding serde (fastavro)."""
 
-from schemas.serde import SchemaError, SchemaRegistry, Serde, load_schema
+from streamlearn.schemas.serde import SchemaError, SchemaRegistry, Serde, load_schema
 
 __all__ = ["SchemaError", "SchemaRegistry", "Serde", "load_schema"]

@@ -17,7 +17,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from schemas.resolution import incompatibilities
+from streamlearn.schemas.resolution import incompatibilities
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
@@ -114,10 +114,10 @@ class Serde:
     def encode(self, record: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
         buf.write(self._header)
-        fastavro.schemaless_writer(buf, self._parsed, record)
+        fastavro.schemaless_writer(buf, self._parsed, record)  # type: ignore[arg-type]
         return buf.getvalue()
 
-    def decode(self, data: bytes) -> dict[str, Any]:
+    def decode(self, data: bytes | None) -> dict[str, Any]:
         """Decode one message; raise SchemaError with the reason if it cannot be read."""
         if not isinstance(data, bytes | bytearray | memoryview) or len(data) < HEADER_LEN:
             raise SchemaError("not Avro single-object encoding: shorter than its 10-byte header")

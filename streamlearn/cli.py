@@ -11,14 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas import SchemaError
-from streamlearn.errors import StreamlearnError
-from streamlearn.settings import Settings
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import SchemaError
 
 try:  # typer >= 0.25 vendors its own click
     from typer._click import exceptions as cli_exc
 except ImportError:  # older typer uses click itself
-    from click import exceptions as cli_exc
+    from click import exceptions as cli_exc  # type: ignore[no-redef]
 
 app = typer.Typer(
     help="Real-time fraud scoring on Kafka with continuous learning.",
@@ -57,8 +57,8 @@ def _settings(
 @app.command()
 def up(bootstrap: Bootstrap = None, state_dir: StateDir = None) -> None:
     """Start the local Kafka broker (reused if running) and create the topics."""
-    from streamlearn import broker
-    from streamlearn.kafka import ensure_topics
+    from streamlearn.foundation.kafka import ensure_topics
+    from streamlearn.tools import broker
 
     settings = _settings(bootstrap, state_dir=state_dir)
     address = broker.up(settings)
@@ -75,7 +75,7 @@ def up(bootstrap: Bootstrap = None, state_dir: StateDir = None) -> None:
 @app.command()
 def down(bootstrap: Bootstrap = None, state_dir: StateDir = None) -> None:
     """Stop the local Kafka broker started by `up` (nothing else)."""
-    from streamlearn import broker
+    from streamlearn.tools import broker
 
     stopped = broker.down(_settings(bootstrap, state_dir=state_dir))
     console.print("Kafka stopped" if stopped else "no local Kafka was running")
@@ -91,7 +91,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "warning",
 ) -> None:
     """Score transactions and learn from outcomes until stopped (Ctrl-C / SIGTERM)."""
-    from streams.worker import run_worker
+    from streamlearn.streams.worker import run_worker
 
     settings = _settings(bootstrap, store, state_dir).with_overrides(
         web_port=web_port, worker_id=worker_id
@@ -119,8 +119,8 @@ def simulate(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Produce realistic transactions and their outcomes (the upstream systems)."""
-    from streamlearn.kafka import check_reachable, ensure_topics
-    from streamlearn.simulate.producer import run
+    from streamlearn.foundation.kafka import check_reachable, ensure_topics
+    from streamlearn.tools.simulate.producer import run
 
     settings = _settings(bootstrap)
     check_reachable(settings)
@@ -156,7 +156,7 @@ def _gate(
     """The gate from settings with any --gate-* flag applied."""
     from pydantic import ValidationError
 
-    from batch_retrain.gate import gate_from_settings
+    from streamlearn.batch_retrain.gate import gate_from_settings
 
     try:
         given = settings.with_overrides(
@@ -240,8 +240,8 @@ def retrain(
     gate_tol_ece: TolEce = None,
 ) -> None:
     """Train LightGBM on the history in ClickHouse and publish it to the workers."""
-    from batch_retrain.pipeline import run_retrain
-    from streamlearn.access import open_store
+    from streamlearn.batch_retrain.pipeline import run_retrain
+    from streamlearn.foundation.access import open_store
 
     settings = _settings(bootstrap, store, state_dir)
     gate = _gate(
@@ -256,8 +256,8 @@ def retrain(
     as_shadow = settings.retrain_shadow if shadow is None else shadow
     st = open_store(settings)
     if watch:
-        from batch_retrain.triggers import TriggerConfig
-        from batch_retrain.watch import watch as watch_loop
+        from streamlearn.batch_retrain.triggers import TriggerConfig
+        from streamlearn.batch_retrain.watch import watch as watch_loop
 
         watch_loop(
             settings,
@@ -301,9 +301,9 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
     """List model versions with status, training window and metrics."""
     if ctx.invoked_subcommand is not None:
         return
-    from batch_retrain.costs import model_costs
-    from batch_retrain.registry import list_models
-    from streamlearn.access import open_store
+    from streamlearn.batch_retrain.costs import model_costs
+    from streamlearn.batch_retrain.registry import list_models
+    from streamlearn.foundation.access import open_store
 
     st = open_store(_settings(store=store, state_dir=state_dir), readonly=True)
     df = list_models(st)
@@ -359,8 +359,8 @@ def models_rollback(
     state_dir: StateDir = None,
 ) -> None:
     """Put a previous model back into service on every worker."""
-    from batch_retrain.rollback import rollback
-    from streamlearn.access import open_store
+    from streamlearn.batch_retrain.rollback import rollback
+    from streamlearn.foundation.access import open_store
 
     settings = _settings(bootstrap, store, state_dir)
     done = rollback(settings, open_store(settings), version)
@@ -386,8 +386,8 @@ def models_shadow_check(
     gate_tol_ece: TolEce = None,
 ) -> None:
     """Compare the shadow model with the champion on live traffic; promote, reject or wait."""
-    from batch_retrain.shadow import check_shadow
-    from streamlearn.access import open_store
+    from streamlearn.batch_retrain.shadow import check_shadow
+    from streamlearn.foundation.access import open_store
 
     settings = _settings(bootstrap, store, state_dir)
     gate = _gate(
@@ -413,7 +413,7 @@ def models_shadow_check(
 @app.command()
 def status(bootstrap: Bootstrap = None, store: StoreUrl = None, state_dir: StateDir = None) -> None:
     """What the running worker and the store hold now."""
-    from streamlearn.status import collect_status, render_status
+    from streamlearn.tools.status import collect_status, render_status
 
     render_status(console, collect_status(_settings(bootstrap, store, state_dir)))
 
@@ -426,8 +426,8 @@ def query(
     state_dir: StateDir = None,
 ) -> None:
     """Run read-only SQL against the analysts' tables (through the worker if it owns chdb)."""
-    from streamlearn.access import open_store, read_only_error, read_only_refusal
-    from streamlearn.errors import StoreUnavailable
+    from streamlearn.foundation.access import open_store, read_only_error, read_only_refusal
+    from streamlearn.foundation.errors import StoreUnavailable
 
     if fmt not in ("table", "csv", "json"):
         raise StreamlearnError(f"--format must be table, csv or json, not {fmt!r}")
@@ -453,7 +453,7 @@ def schemas_register(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Register a writer schema after checking it resolves against the reader schema."""
-    from streamlearn.schema_registry import register
+    from streamlearn.schemas.publish import register
 
     fp = register(_settings(bootstrap), json.loads(file.read_text()))
     console.print(f"registered {file.name} as {fp}")
@@ -462,7 +462,7 @@ def schemas_register(
 @schemas_app.command("list")
 def schemas_list(bootstrap: Bootstrap = None) -> None:
     """List the writer schemas registered on the schemas topic."""
-    from streamlearn.schema_registry import registered
+    from streamlearn.schemas.publish import registered
 
     table = Table("fingerprint", "name", "fields")
     for fp, schema in registered(_settings(bootstrap)):
@@ -478,7 +478,7 @@ def demo(
     drift_at: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
 ) -> None:
     """The whole pipeline in one command: broker, history, first model, live traffic, retrains."""
-    from streamlearn.demo import run_demo
+    from streamlearn.tools.demo import run_demo
 
     run_demo(
         _settings(), duration_s=duration, rate=rate, backfill_days=backfill_days, drift_at=drift_at
@@ -507,11 +507,11 @@ def bench(
     """End-to-end events/s and latency through the local broker, beside the raw ceilings;
     learning cost beside scoring; memory of the label join's pending map."""
     if training is not None:
-        from batch_retrain.bench_training import render, run_training_bench
+        from streamlearn.tools.bench_training import render, run_training_bench
 
         console.print(render([run_training_bench(training, _settings().state_dir)]))
         return
-    from streamlearn.bench import run_bench
+    from streamlearn.tools.bench import run_bench
 
     try:
         sizes = tuple(int(x) for x in pending_entries.split(",") if x.strip())

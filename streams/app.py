@@ -12,19 +12,19 @@ from typing import Any
 
 import faust
 
-from streamlearn.errors import StoreUnavailable
-from streamlearn.kafka import faust_broker_options
-from streamlearn.settings import Settings
-from streams.context import WorkerContext
-from streams.learning import learn_batch, resolve_parked
-from streams.merchant_risk import REFRESH_SQL
-from streams.offsets import OffsetGuard, admit_or_seek
-from streams.online import flush_drift, flush_online_metrics, save_checkpoint_now
-from streams.outcome_acks import release
-from streams.scoring import TXN_COLUMNS, score_batch
-from streams.usage import UsageMeter, flush_usage
-from streams.web import register_views
-from streams.writer import BatchWriter
+from streamlearn.foundation.errors import StoreUnavailable
+from streamlearn.foundation.kafka import faust_broker_options
+from streamlearn.foundation.settings import Settings
+from streamlearn.streams.context import WorkerContext
+from streamlearn.streams.learning import learn_batch, resolve_parked
+from streamlearn.streams.merchant_risk import REFRESH_SQL
+from streamlearn.streams.offsets import OffsetGuard, admit_or_seek
+from streamlearn.streams.online import flush_drift, flush_online_metrics, save_checkpoint_now
+from streamlearn.streams.outcome_acks import release
+from streamlearn.streams.scoring import TXN_COLUMNS, score_batch
+from streamlearn.streams.usage import UsageMeter, flush_usage
+from streamlearn.streams.web import register_views
+from streamlearn.streams.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 DRIFT_INTERVAL_S = 5.0
@@ -173,7 +173,7 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         ctx, TXN_COLUMNS, max_rows=settings.store_max_pending_rows
     )
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types it sync
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:
         for guard in (txn_guard, outcome_guard):
             guard.forget({tp.partition for tp in revoked if tp.topic == guard.topic})

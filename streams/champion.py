@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from batch_retrain.release import load_booster, verify_release
-from streamlearn.errors import ModelRejected
-from streams.features import FEATURE_NAMES
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.domain.release import load_booster, verify_release
+from streamlearn.foundation.errors import ModelRejected
 
 log = logging.getLogger(__name__)
 

@@ -7,17 +7,17 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from learners.metrics import Scorecard
-from learners.online import OnlineLogistic
-from schemas import SchemaRegistry, Serde
-from streamlearn.settings import Settings
-from streams.champion import Champion
-from streams.dead_letters import DeadLetterWriter
-from streams.merchant_risk import MerchantRisk
-from streams.outcome_acks import HeldOutcomes
-from streams.pending import BoundedMap, Parked, Scored
-from streams.sink import StoreSink
-from streams.stats import WorkerStats
+from streamlearn.foundation.dead_letters import DeadLetterWriter
+from streamlearn.foundation.settings import Settings
+from streamlearn.learners.metrics import Scorecard
+from streamlearn.learners.online import OnlineLogistic
+from streamlearn.schemas import SchemaRegistry, Serde
+from streamlearn.streams.champion import Champion
+from streamlearn.streams.merchant_risk import MerchantRisk
+from streamlearn.streams.outcome_acks import HeldOutcomes
+from streamlearn.streams.pending import BoundedMap, Parked, Scored
+from streamlearn.streams.sink import StoreSink
+from streamlearn.streams.stats import WorkerStats
 
 
 @dataclass
@@ -31,7 +31,7 @@ class WorkerContext:
     learner: OnlineLogistic
     merchant_risk: MerchantRisk
     table: Any = None  # the Faust table of per-card and per-merchant state
-    pending: BoundedMap[Scored] = field(default=None)  # type: ignore[assignment]  # sized below
+    pending: BoundedMap[Scored] = field(default=None)  # type: ignore[arg-type]  # sized below
     early: BoundedMap[Parked] = field(default_factory=lambda: BoundedMap(100_000))
     learned: BoundedMap[bool] = field(default_factory=lambda: BoundedMap(1_000_000))
     scorecard: Scorecard = field(default_factory=Scorecard)

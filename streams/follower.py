@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from streamlearn.kafka import MODELS_MAX_BYTES, confluent_config
-from streamlearn.settings import Settings
+from streamlearn.foundation.kafka import MODELS_MAX_BYTES, confluent_config
+from streamlearn.foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class CompactedFollower:
             msg = self.consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            positions[msg.partition()] = msg.offset() + 1
+            positions[msg.partition() or 0] = (msg.offset() or 0) + 1
             backlog.append(msg)
         self.on_catch_up(backlog)
         self._thread = threading.Thread(
@@ -79,9 +79,10 @@ class CompactedFollower:
                 return
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    self.errors.append(str(msg.error()))
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    self.errors.append(str(error))
                 continue
             try:
                 self.on_message(msg)

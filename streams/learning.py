@@ -7,14 +7,14 @@ import datetime as dt
 import time
 from typing import Any
 
-from schemas import SchemaError
-from streamlearn.errors import InvalidRecord
-from streamlearn.store import batch_token
-from streams.context import WorkerContext
-from streams.dead_letters import DeadLetter
-from streams.features import FEATURE_NAMES
-from streams.pending import Parked, Scored, pack_scored
-from streams.validate import check_outcome
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.foundation.dead_letters import DeadLetter
+from streamlearn.foundation.errors import InvalidRecord
+from streamlearn.foundation.store import batch_token
+from streamlearn.schemas import SchemaError
+from streamlearn.streams.context import WorkerContext
+from streamlearn.streams.pending import Parked, Scored, pack_scored
+from streamlearn.streams.validate import check_outcome
 
 OUTCOME_COLUMNS = (
     "transaction_id",
@@ -58,7 +58,7 @@ async def learn_batch(ctx: WorkerContext, events: list[Any]) -> None:
     now_ms = int(time.time() * 1000)
     received = dt.datetime.now(dt.UTC)
     rows: list[list[Any]] = []
-    outcomes: list[dict[str, Any]] = []
+    outcomes: list[tuple[dict[str, Any], int, int]] = []
     for event in events:
         msg = event.message
         try:

@@ -10,13 +10,13 @@ import logging
 
 from confluent_kafka import Message
 
-from batch_retrain.publish import SHADOW_SUFFIX
-from schemas import SchemaError, Serde
-from streamlearn.errors import ModelRejected
-from streamlearn.settings import Settings
-from streams.champion import Champion
-from streams.dead_letters import DeadLetter, DeadLetterWriter
-from streams.follower import CompactedFollower
+from streamlearn.domain.release import SHADOW_SUFFIX
+from streamlearn.foundation.dead_letters import DeadLetter, DeadLetterWriter
+from streamlearn.foundation.errors import ModelRejected
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import SchemaError, Serde
+from streamlearn.streams.champion import Champion
+from streamlearn.streams.follower import CompactedFollower
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,9 @@ class ModelFeed:
             )
             self.dlq.send(
                 DeadLetter(
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
+                    msg.topic() or "",
+                    msg.partition() or 0,
+                    msg.offset() or 0,
                     stage,
                     str(exc),
                     msg.key(),

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from learners import checkpoint
-from learners.blend import BLEND, Blend
-from learners.drift import (
+from streamlearn.learners import checkpoint
+from streamlearn.learners.blend import BLEND, Blend
+from streamlearn.learners.drift import (
     ConceptDrift,
     DataDrift,
     DriftEvent,
@@ -33,9 +33,9 @@ from learners.drift import (
     bins_from_record,
     reference_bins,
 )
-from learners.metrics import Scorecard
-from learners.registry import Learner, build_learners
-from streams.pending import BoundedMap, Parked
+from streamlearn.learners.metrics import Scorecard
+from streamlearn.learners.registry import Learner, build_learners
+from streamlearn.streams.pending import BoundedMap, Parked
 
 log = logging.getLogger(__name__)
 CHAMPION = "lightgbm"

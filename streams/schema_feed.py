@@ -8,9 +8,9 @@ import logging
 from confluent_kafka import Message
 from fastavro.schema import SchemaParseException
 
-from schemas import SchemaRegistry
-from streamlearn.settings import Settings
-from streams.follower import CompactedFollower
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import SchemaRegistry
+from streamlearn.streams.follower import CompactedFollower
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class SchemaFeed:
         self.follower = CompactedFollower(
             settings,
             settings.topic("schemas"),
-            lambda backlog: [self._on_message(m) for m in backlog],
+            self._on_backlog,
             self._on_message,
         )
 
@@ -33,11 +33,15 @@ class SchemaFeed:
     def stop(self) -> None:
         self.follower.stop()
 
+    def _on_backlog(self, backlog: list[Message]) -> None:
+        for msg in backlog:
+            self._on_message(msg)
+
     def _on_message(self, msg: Message) -> None:
         # Anyone who can write to the topic can put anything on it: a message that is not a
         # record schema is skipped, never raised (at start that would stop every worker).
         try:
-            schema = json.loads(msg.value())
+            schema = json.loads(msg.value() or b"")
             if not isinstance(schema, dict) or schema.get("type") != "record":
                 raise ValueError("not an Avro record schema")
             fp = self.registry.add(schema)

@@ -8,16 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from schemas import SchemaError
-from streamlearn.errors import InvalidRecord
-from streams.champion import ModelSlot
-from streams.context import WorkerContext
-from streams.dead_letters import DeadLetter
-from streams.features import FEATURE_NAMES, FEATURE_VERSION, compute
-from streams.learning import learn_parked
-from streams.pending import pack_scored
-from streams.validate import check_transaction
-from streams.writer import ScoredBatch, flush
+from streamlearn.domain.features import FEATURE_NAMES, FEATURE_VERSION, compute
+from streamlearn.foundation.dead_letters import DeadLetter
+from streamlearn.foundation.errors import InvalidRecord
+from streamlearn.schemas import SchemaError
+from streamlearn.streams.champion import ModelSlot
+from streamlearn.streams.context import WorkerContext
+from streamlearn.streams.learning import learn_parked
+from streamlearn.streams.pending import pack_scored
+from streamlearn.streams.validate import check_transaction
+from streamlearn.streams.writer import ScoredBatch, flush
 
 TXN_COLUMNS = (
     "transaction_id",

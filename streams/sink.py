@@ -18,7 +18,7 @@ from tenacity import (
     wait_random,
 )
 
-from streamlearn.errors import StoreUnavailable
+from streamlearn.foundation.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from streams.stats import WorkerStats
+from streamlearn.streams.stats import WorkerStats
 
 TABLE = "model_usage"
 COLUMNS = ("time", "worker", "version", "predictions", "cpu_s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from streamlearn.errors import InvalidRecord
+from streamlearn.foundation.errors import InvalidRecord
 
 MAX_ID_LEN = 256
 MAX_AMOUNT = 1e9

@@ -10,9 +10,9 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streamlearn.access import decode_rows
-from streamlearn.errors import StoreUnavailable
-from streams.context import WorkerContext
+from streamlearn.foundation.access import decode_rows
+from streamlearn.foundation.errors import StoreUnavailable
+from streamlearn.streams.context import WorkerContext
 
 ARROW = "application/vnd.apache.arrow.stream"
 

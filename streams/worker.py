@@ -9,23 +9,23 @@ from contextlib import suppress
 
 from confluent_kafka import Producer
 
-from schemas import Serde
-from schemas.serde import default_registry
-from streamlearn.access import running_worker, worker_file
-from streamlearn.errors import StoreBusy
-from streamlearn.kafka import check_reachable, confluent_config, ensure_topics
-from streamlearn.settings import Settings
-from streamlearn.store import Store
-from streams.app import build_app
-from streams.champion import Champion
-from streams.context import WorkerContext
-from streams.dead_letters import DeadLetterWriter
-from streams.features import FEATURE_NAMES
-from streams.merchant_risk import REFRESH_SQL, MerchantRisk
-from streams.model_feed import ModelFeed
-from streams.online import OnlineLearning, save_checkpoint_sync, start_checkpoints
-from streams.schema_feed import SchemaFeed
-from streams.sink import StoreSink
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.foundation.access import running_worker, worker_file
+from streamlearn.foundation.dead_letters import DeadLetterWriter
+from streamlearn.foundation.errors import StoreBusy
+from streamlearn.foundation.kafka import check_reachable, confluent_config, ensure_topics
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
+from streamlearn.schemas import Serde
+from streamlearn.schemas.serde import default_registry
+from streamlearn.streams.app import build_app
+from streamlearn.streams.champion import Champion
+from streamlearn.streams.context import WorkerContext
+from streamlearn.streams.merchant_risk import REFRESH_SQL, MerchantRisk
+from streamlearn.streams.model_feed import ModelFeed
+from streamlearn.streams.online import OnlineLearning, save_checkpoint_sync, start_checkpoints
+from streamlearn.streams.schema_feed import SchemaFeed
+from streamlearn.streams.sink import StoreSink
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
         signing_key.get_secret_value().encode() if signing_key else None,
     )
     ctx.merchant_risk.replace(store.query_rows(REFRESH_SQL)[1])
+    assert ctx.registry is not None  # set above
     schema_feed = SchemaFeed(settings, ctx.registry)
     schema_feed.start()
     model_feed = ModelFeed(settings, ctx.champion, ctx.dlq)

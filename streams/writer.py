@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamlearn.store import batch_token
+from streamlearn.foundation.store import batch_token
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from uuid import uuid4
 
 import pytest
 
-from streamlearn import broker
-from streamlearn.errors import StreamlearnError
-from streamlearn.settings import Settings
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.foundation.settings import Settings
+from streamlearn.tools import broker
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 # Passwords the tests hand to brokers, clients and stores (see register_secret): at the end of

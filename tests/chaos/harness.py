@@ -19,14 +19,14 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from schemas import Serde
-from streamlearn.access import RemoteStore
-from streamlearn.errors import StreamlearnError
-from streamlearn.kafka import confluent_config
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings
-from streamlearn.simulate import generate_batch
-from streamlearn.store import Store
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
+from streamlearn.schemas import Serde
+from streamlearn.tools.processes import WorkerProcess
+from streamlearn.tools.simulate import generate_batch
 from tests.integration.kafka_helpers import consume_all, shift_to
 
 PROFILE = os.environ.get("CHAOS_PROFILE", "short").strip().lower() or "short"

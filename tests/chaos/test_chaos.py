@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn import broker
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings
+from streamlearn.foundation.settings import Settings
+from streamlearn.tools import broker
+from streamlearn.tools.processes import WorkerProcess
 from tests.chaos.harness import (
     PacedProducer,
     StoreFigures,

@@ -19,8 +19,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from streamlearn.kafka import MODELS_MAX_BYTES, admin, confluent_config
-from streamlearn.settings import Settings
+from streamlearn.foundation.kafka import MODELS_MAX_BYTES, admin, confluent_config
+from streamlearn.foundation.settings import Settings
 
 T = TypeVar("T")
 

@@ -8,9 +8,9 @@ from uuid import uuid4
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import ConfigResource
 
-from streamlearn import broker
-from streamlearn.kafka import MODELS_MAX_BYTES, admin, confluent_config, ensure_topics
-from streamlearn.settings import TOPICS, Settings
+from streamlearn.foundation.kafka import MODELS_MAX_BYTES, admin, confluent_config, ensure_topics
+from streamlearn.foundation.settings import TOPICS, Settings
+from streamlearn.tools import broker
 
 
 def test_up_is_idempotent(kafka_settings: Settings) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings
+from streamlearn.foundation.settings import Settings
+from streamlearn.tools.processes import WorkerProcess
 from tests.integration.test_pipeline import (
     card_totals_off,
     predictions,

@@ -36,13 +36,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from batch_retrain import run_retrain
-from schemas import Serde
-from streamlearn.access import RemoteStore
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings
-from streamlearn.simulate import DRIFTED_FEATURES, OutcomeDelays, SimEvent, Simulator
-from streamlearn.simulate.replay import Replayer
+from streamlearn.batch_retrain.pipeline import run_retrain
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import Serde
+from streamlearn.tools.processes import WorkerProcess
+from streamlearn.tools.simulate import DRIFTED_FEATURES, OutcomeDelays, SimEvent, Simulator
+from streamlearn.tools.simulate.replay import Replayer
 from tests.integration.kafka_helpers import consume_all, wait_until
 
 DAY_MS = 86_400_000

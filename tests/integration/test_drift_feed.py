@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from batch_retrain.drift_feed import DriftFeed, SeenDrift, merge_drift
-from schemas import Serde
-from streamlearn.kafka import ensure_topics
-from streamlearn.settings import Settings
+from streamlearn.batch_retrain.drift_feed import DriftFeed, SeenDrift, merge_drift
+from streamlearn.foundation.kafka import ensure_topics
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import Serde
 from tests.integration.kafka_helpers import consume_all, produce, wait_until
 
 

@@ -28,14 +28,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from schemas import SchemaError, Serde
-from schemas.serde import default_registry
-from streamlearn.errors import InvalidRecord
-from streamlearn.kafka import ensure_topics
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings
-from streams.learning import OUTCOME_MAX_AGE_DAYS
-from streams.validate import check_outcome, check_transaction
+from streamlearn.foundation.errors import InvalidRecord
+from streamlearn.foundation.kafka import ensure_topics
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import SchemaError, Serde
+from streamlearn.schemas.serde import default_registry
+from streamlearn.streams.learning import OUTCOME_MAX_AGE_DAYS
+from streamlearn.streams.validate import check_outcome, check_transaction
+from streamlearn.tools.processes import WorkerProcess
 from tests.integration.kafka_helpers import consume_all, produce, wait_until
 from tests.integration.test_pipeline import simulated, store_of
 

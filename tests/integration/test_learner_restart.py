@@ -17,10 +17,10 @@ from uuid import uuid4
 
 import pytest
 
-from schemas import Serde
-from streamlearn.access import RemoteStore
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import Serde
+from streamlearn.tools.processes import WorkerProcess
 from tests.chaos.harness import FAST_GROUP_ENV
 from tests.integration.kafka_helpers import committed_offsets, produce, wait_until
 from tests.integration.test_pipeline import produce_transactions, simulated

@@ -25,20 +25,20 @@ from typing import Any
 
 import pytest
 
-from batch_retrain import registry
-from batch_retrain.gate import GateConfig
-from batch_retrain.pipeline import run_retrain
-from batch_retrain.publish import publish_release
-from batch_retrain.registry import WHO_SCORED_SQL
-from batch_retrain.shadow import check_shadow
-from batch_retrain.triggers import TriggerConfig
-from batch_retrain.watch import watch
-from schemas import Serde
-from streamlearn.access import RemoteStore
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings, settings_env
-from streamlearn.simulate import DRIFTED_FEATURES, OutcomeDelays, Simulator
-from streamlearn.simulate.replay import Replayer
+from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.gate import GateConfig
+from streamlearn.batch_retrain.pipeline import run_retrain
+from streamlearn.batch_retrain.publish import publish_release
+from streamlearn.batch_retrain.registry import WHO_SCORED_SQL
+from streamlearn.batch_retrain.shadow import check_shadow
+from streamlearn.batch_retrain.triggers import TriggerConfig
+from streamlearn.batch_retrain.watch import watch
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.settings import Settings, settings_env
+from streamlearn.schemas import Serde
+from streamlearn.tools.processes import WorkerProcess
+from streamlearn.tools.simulate import DRIFTED_FEATURES, OutcomeDelays, Simulator
+from streamlearn.tools.simulate.replay import Replayer
 from tests.integration.kafka_helpers import consume_all, wait_until
 
 DAY_MS = 86_400_000
@@ -274,7 +274,7 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         assert rows == [(first.version, len(after))]
 
         # What each model cost: training CPU beside the inference CPU the worker metered.
-        from batch_retrain.costs import model_costs
+        from streamlearn.batch_retrain.costs import model_costs
 
         def metered() -> Any:
             c = model_costs(store).set_index("version")
@@ -402,7 +402,7 @@ def test_shadow_promoted_live_worse_models_rejected_and_tampered_refused(
             what="the second shadow to reach the worker",
         )
         # ... a tampered shadow release is refused and the served pair stays.
-        from batch_retrain.artifacts import load_release
+        from streamlearn.batch_retrain.artifacts import load_release
 
         tampered = {
             **load_release(store, worse.version),

@@ -19,18 +19,18 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from batch_retrain.pipeline import run_retrain
-from batch_retrain.publish import fetch_release, publish_release
-from batch_retrain.release import build_release
-from batch_retrain.training_set import build_training_set
-from learners.drift import bins_to_record, reference_bins
-from schemas import Serde
-from streamlearn.access import RemoteStore
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings
-from streamlearn.simulate import OutcomeDelays, Simulator, generate_batch
-from streamlearn.simulate.replay import Replayer
-from streams.features import FEATURE_NAMES
+from streamlearn.batch_retrain.pipeline import run_retrain
+from streamlearn.batch_retrain.publish import fetch_release, publish_release
+from streamlearn.batch_retrain.training_set import build_training_set
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.domain.release import build_release
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.settings import Settings
+from streamlearn.learners.drift import bins_to_record, reference_bins
+from streamlearn.schemas import Serde
+from streamlearn.tools.processes import WorkerProcess
+from streamlearn.tools.simulate import OutcomeDelays, Simulator, generate_batch
+from streamlearn.tools.simulate.replay import Replayer
 from tests.integration.kafka_helpers import (
     committed_offsets,
     consume_all,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.access import RemoteStore
-from streamlearn.errors import StoreUnavailable
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings, settings_env
-from streamlearn.store import Store
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.errors import StoreUnavailable
+from streamlearn.foundation.settings import Settings, settings_env
+from streamlearn.foundation.store import Store
+from streamlearn.tools.processes import WorkerProcess
 
 WRITES = {
     "INSERT": "INSERT INTO streamlearn.models (version, name) VALUES ('evil', 'x')",

@@ -7,15 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from batch_retrain import registry
-from batch_retrain.artifacts import load_release
-from batch_retrain.gate import GateConfig
-from batch_retrain.pipeline import run_retrain
-from batch_retrain.publish import fetch_release
-from batch_retrain.rollback import rollback, rollback_target
-from streamlearn.errors import StreamlearnError
-from streamlearn.settings import Settings
-from streamlearn.store import Store
+from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.artifacts import load_release
+from streamlearn.batch_retrain.gate import GateConfig
+from streamlearn.batch_retrain.pipeline import run_retrain
+from streamlearn.batch_retrain.publish import fetch_release
+from streamlearn.batch_retrain.rollback import rollback, rollback_target
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
 from tests.unit.test_train import T0, fill_store
 
 ANY_CHALLENGER = GateConfig(margin=-1.0, tolerances={})

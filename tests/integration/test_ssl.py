@@ -18,11 +18,11 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from streamlearn import broker
-from streamlearn.errors import StreamlearnError
-from streamlearn.kafka import confluent_config
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings, settings_env
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.settings import Settings, settings_env
+from streamlearn.tools import broker
+from streamlearn.tools.processes import WorkerProcess
 from tests.chaos.harness import free_port_pair
 from tests.conftest import free_port, register_secret, under_ci
 from tests.integration.kafka_helpers import consume_all, produce

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batch_retrain.bench_training import render, run_training_bench
+from streamlearn.tools.bench_training import render, run_training_bench
 
 
 def test_downsampled_legit_rows_are_reweighted(tmp_path: Path) -> None:

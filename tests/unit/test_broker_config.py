@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn import broker
-from streamlearn.errors import ConfigError, MissingToolError
-from streamlearn.settings import Settings
+from streamlearn.foundation.errors import ConfigError, MissingToolError
+from streamlearn.foundation.settings import Settings
+from streamlearn.tools import broker
 from tests.conftest import free_port
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn import broker
-from streamlearn.errors import ConfigError
+from streamlearn.foundation.errors import ConfigError
+from streamlearn.tools import broker
 
 
 def _props(text: str) -> dict[str, str]:
@@ -41,7 +41,7 @@ def test_credentials_that_would_break_the_jaas_line_are_refused(
 
 
 def test_ssl_listener_with_the_generated_keystore(tmp_path: Path) -> None:
-    from streamlearn.tls import BrokerTls
+    from streamlearn.tools.tls import BrokerTls
 
     files = BrokerTls(tmp_path / "ca.pem", tmp_path / "broker.p12", tmp_path / "pw")
     props = _props(broker.render_properties(39092, tmp_path, tls=(files, "ks-pw")))
@@ -53,7 +53,7 @@ def test_ssl_listener_with_the_generated_keystore(tmp_path: Path) -> None:
 
 
 def test_sasl_ssl_listener(tmp_path: Path) -> None:
-    from streamlearn.tls import BrokerTls
+    from streamlearn.tools.tls import BrokerTls
 
     files = BrokerTls(tmp_path / "ca.pem", tmp_path / "broker.p12", tmp_path / "pw")
     props = _props(broker.render_properties(39092, tmp_path, "alice", "pw1", (files, "ks")))

@@ -9,10 +9,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from batch_retrain.release import build_release
-from streamlearn.errors import ModelRejected
-from streams.champion import Champion
-from streams.features import FEATURE_NAMES
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.domain.release import build_release
+from streamlearn.foundation.errors import ModelRejected
+from streamlearn.streams.champion import Champion
 
 KEY = b"deployment-key"
 PARAMS = {"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5}

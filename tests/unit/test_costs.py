@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from batch_retrain import registry
-from batch_retrain.costs import model_costs
-from streamlearn.store import Store
-from streams.stats import WorkerStats
-from streams.usage import COLUMNS, TABLE, UsageMeter, flush_usage
+from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.costs import model_costs
+from streamlearn.foundation.store import Store
+from streamlearn.streams.stats import WorkerStats
+from streamlearn.streams.usage import COLUMNS, TABLE, UsageMeter, flush_usage
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 30, tzinfo=dt.UTC)
 

@@ -6,11 +6,11 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from learners.drift import DriftEvent
-from schemas import Serde
-from streamlearn.settings import TOPICS, Settings
-from streams.features import FEATURE_NAMES
-from streams.online import OnlineLearning, flush_drift
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.foundation.settings import TOPICS, Settings
+from streamlearn.learners.drift import DriftEvent
+from streamlearn.schemas import Serde
+from streamlearn.streams.online import OnlineLearning, flush_drift
 
 
 class FakeProducer:

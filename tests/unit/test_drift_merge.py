@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batch_retrain.drift_feed import SeenDrift, merge_drift
+from streamlearn.batch_retrain.drift_feed import SeenDrift, merge_drift
 
 
 def test_an_event_in_both_sources_counts_once_and_old_ones_not_at_all() -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.features import (
+from streamlearn.domain.features import (
     FEATURE_NAMES,
     NO_PREVIOUS_S,
     RECENT_MERCHANTS,

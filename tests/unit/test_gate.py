@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from batch_retrain.gate import GateConfig, judge
-from batch_retrain.metrics import (
+from streamlearn.batch_retrain.gate import GateConfig, judge
+from streamlearn.batch_retrain.metrics import (
     DAY_MS,
     evaluate,
     expected_calibration_error,

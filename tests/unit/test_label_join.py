@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from learners.metrics import Scorecard
-from streamlearn.settings import Settings
-from streams.features import FEATURE_NAMES
-from streams.learning import DAY_MS, learn_one, learn_parked
-from streams.merchant_risk import MerchantRisk
-from streams.online import OnlineLearning
-from streams.pending import BoundedMap, Parked, pack_scored
-from streams.stats import WorkerStats
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.foundation.settings import Settings
+from streamlearn.learners.metrics import Scorecard
+from streamlearn.streams.learning import DAY_MS, learn_one, learn_parked
+from streamlearn.streams.merchant_risk import MerchantRisk
+from streamlearn.streams.online import OnlineLearning
+from streamlearn.streams.pending import BoundedMap, Parked, pack_scored
+from streamlearn.streams.stats import WorkerStats
 
 T0 = 1_790_000_000_000
 

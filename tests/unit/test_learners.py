@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from learners.metrics import Scorecard, ScorerMetrics
-from learners.online import OnlineLogistic, sigmoid
+from streamlearn.learners.metrics import Scorecard, ScorerMetrics
+from streamlearn.learners.online import OnlineLogistic, sigmoid
 
 NAMES = ("signal", "noise", "constant", "big")
 

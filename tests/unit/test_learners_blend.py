@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from learners.blend import Blend
+from streamlearn.learners.blend import Blend
 
 COMPONENTS = ("lightgbm", "river_lr", "river_hst")
 

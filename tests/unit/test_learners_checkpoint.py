@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from learners.checkpoint import MAGIC, CheckpointRejected, load, save
-from learners.registry import build_learners
+from streamlearn.learners.checkpoint import MAGIC, CheckpointRejected, load, save
+from streamlearn.learners.registry import build_learners
 
 KEY = b"k" * 32
 

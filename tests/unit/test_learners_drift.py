@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learners.drift import (
+from streamlearn.learners.drift import (
     ConceptDrift,
     DataDrift,
     ReferenceBins,

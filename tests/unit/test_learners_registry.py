@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from learners.anomaly import AnomalyScorer
-from learners.registry import build_learners, parse_keys
-from learners.tree import SampledTree
+from streamlearn.learners.anomaly import AnomalyScorer
+from streamlearn.learners.registry import build_learners, parse_keys
+from streamlearn.learners.tree import SampledTree
 
 NAMES = tuple(f"f{i}" for i in range(8))
 

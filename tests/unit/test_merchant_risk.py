@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from streams.merchant_risk import DAY_MS, LOOKBACK_DAYS, PRIOR_RATE, PRIOR_WEIGHT, MerchantRisk
+from streamlearn.streams.merchant_risk import (
+    DAY_MS,
+    LOOKBACK_DAYS,
+    PRIOR_RATE,
+    PRIOR_WEIGHT,
+    MerchantRisk,
+)
 
 D = 20_454  # 2026-01-01 as a day number
 NOON = D * DAY_MS + DAY_MS // 2

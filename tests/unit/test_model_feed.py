@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import pytest
 
-from batch_retrain.publish import release_key
-from schemas import Serde
-from streams.champion import Champion
-from streams.features import FEATURE_NAMES
-from streams.model_feed import ModelFeed
+from streamlearn.batch_retrain.publish import release_key
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.schemas import Serde
+from streamlearn.streams.champion import Champion
+from streamlearn.streams.model_feed import ModelFeed
 from tests.unit.test_champion import KEY, release, train
 
 SERDE = Serde("ModelRelease")

@@ -8,19 +8,19 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from learners import checkpoint
-from learners.drift import bins_to_record, reference_bins
-from learners.metrics import Scorecard
-from streams.features import FEATURE_NAMES
-from streams.online import (
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.learners import checkpoint
+from streamlearn.learners.drift import bins_to_record, reference_bins
+from streamlearn.learners.metrics import Scorecard
+from streamlearn.streams.online import (
     REFERENCE_ROWS,
     OnlineLearning,
     metric_rows,
     save_checkpoint_sync,
     start_checkpoints,
 )
-from streams.pending import BoundedMap, Parked
-from streams.stats import WorkerStats
+from streamlearn.streams.pending import BoundedMap, Parked
+from streamlearn.streams.stats import WorkerStats
 
 
 def batch(n: int, seed: int, shift: float = 0.0) -> np.ndarray:

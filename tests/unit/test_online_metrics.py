@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from batch_retrain import metrics as batch_metrics
-from learners.metrics import DailyAlerts, Scorecard, ScorerMetrics
-from learners.ranking import ALERTS_PER_DAY, DAY_MS
+from streamlearn.batch_retrain import metrics as batch_metrics
+from streamlearn.learners.metrics import DailyAlerts, Scorecard, ScorerMetrics
+from streamlearn.learners.ranking import ALERTS_PER_DAY, DAY_MS
 
 
 def reference_ap(y: np.ndarray, s: np.ndarray) -> float:
@@ -82,7 +82,7 @@ def test_daily_alert_precision_matches_the_batch_gate(k: int) -> None:
 
 
 def test_old_days_fold_into_totals_without_changing_the_pooled_precision(monkeypatch) -> None:
-    import learners.metrics as lm
+    import streamlearn.learners.metrics as lm
 
     y, s, t = stream(3000, 9, rate=0.1)
     monkeypatch.setattr(lm, "MAX_DAYS", 2)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from streams.outcome_acks import HeldOutcomes, release
-from streams.pending import BoundedMap
+from streamlearn.streams.outcome_acks import HeldOutcomes, release
+from streamlearn.streams.pending import BoundedMap
 
 
 def event(partition: int, offset: int) -> SimpleNamespace:

@@ -9,10 +9,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from batch_retrain.release import build_release, load_booster, make_version, verify_release
-from learners.drift import bins_from_record, bins_to_record, reference_bins
-from schemas import Serde
-from streamlearn.errors import ModelRejected
+from streamlearn.domain.release import build_release, load_booster, make_version, verify_release
+from streamlearn.foundation.errors import ModelRejected
+from streamlearn.learners.drift import bins_from_record, bins_to_record, reference_bins
+from streamlearn.schemas import Serde
 
 FEATURES = ["amount", "card_count_1h", "merchant_fraud_rate"]
 KEY = b"test-signing-key"

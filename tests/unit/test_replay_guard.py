@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.scoring import REPLAY_MEMORY, _already_applied
+from streamlearn.streams.scoring import REPLAY_MEMORY, _already_applied
 
 
 def card(ids: list[str], partition: int = 1, offset: int = 41) -> list[Any]:

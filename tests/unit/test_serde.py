@@ -14,8 +14,8 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import SchemaError, SchemaRegistry, Serde, load_schema
-from schemas.serde import HISTORY_DIR, MAGIC, NAMES, schema_fingerprint
+from streamlearn.schemas import SchemaError, SchemaRegistry, Serde, load_schema
+from streamlearn.schemas.serde import HISTORY_DIR, MAGIC, NAMES, schema_fingerprint
 
 RECORD_NAMES = tuple(NAMES)
 SERDES = {name: Serde(name) for name in RECORD_NAMES}
@@ -279,7 +279,7 @@ def test_added_optional_field_decodes_into_the_reader_schema_once_registered() -
 
 
 def test_a_registry_shared_between_serdes_serves_them_all() -> None:
-    from schemas.serde import default_registry
+    from streamlearn.schemas.serde import default_registry
 
     registry = default_registry()
     txn, outcome = Serde("Transaction", registry), Serde("Outcome", registry)

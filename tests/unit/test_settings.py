@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from streamlearn.settings import TOPICS, Settings, settings_env
+from streamlearn.foundation.settings import TOPICS, Settings, settings_env
 
 SECRET = "hunter2-very-secret"
 
@@ -181,8 +181,8 @@ def test_topic_names_carry_the_prefix() -> None:
 
 
 def test_ssl_key_password_reaches_librdkafka_and_stays_masked() -> None:
-    from streamlearn.kafka import confluent_config
-    from streamlearn.settings import Settings
+    from streamlearn.foundation.kafka import confluent_config
+    from streamlearn.foundation.settings import Settings
 
     s = Settings(kafka_security_protocol="SSL", kafka_ssl_key_password="key-secret-1")
     assert confluent_config(s)["ssl.key.password"] == "key-secret-1"
@@ -190,7 +190,7 @@ def test_ssl_key_password_reaches_librdkafka_and_stays_masked() -> None:
 
 
 def test_query_refuses_anything_but_reads_before_sending() -> None:
-    from streamlearn.access import read_only_refusal
+    from streamlearn.foundation.access import read_only_refusal
 
     for sql in (
         "SELECT 1",

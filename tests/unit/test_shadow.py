@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from batch_retrain.gate import DEFAULT_GATE, GateConfig, gate_config, gate_from_settings
-from batch_retrain.metrics import DAY_MS
-from batch_retrain.shadow import LiveSample, live_verdict
-from streamlearn.settings import Settings
+from streamlearn.batch_retrain.gate import DEFAULT_GATE, GateConfig, gate_config, gate_from_settings
+from streamlearn.batch_retrain.metrics import DAY_MS
+from streamlearn.batch_retrain.shadow import LiveSample, live_verdict
+from streamlearn.foundation.settings import Settings
 
 
 def sample(n: int, *, shadow_noise: float, champion_noise: float, seed: int = 3) -> LiveSample:
@@ -79,7 +79,7 @@ def test_gate_settings_build_the_config():
 def test_the_readme_shows_the_registry_query_the_tests_run():
     from pathlib import Path
 
-    from batch_retrain.registry import WHO_SCORED_SQL
+    from streamlearn.batch_retrain.registry import WHO_SCORED_SQL
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert WHO_SCORED_SQL in readme

@@ -11,10 +11,10 @@ import fastavro
 import numpy as np
 import pytest
 
-from schemas import Serde, load_schema
-from streamlearn.errors import ConfigError
-from streamlearn.settings import Settings
-from streamlearn.simulate import (
+from streamlearn.foundation.errors import ConfigError
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import Serde, load_schema
+from streamlearn.tools.simulate import (
     DEFAULT_START_MS,
     DRIFTED_FEATURES,
     OutcomeDelays,
@@ -24,7 +24,7 @@ from streamlearn.simulate import (
     generate_batch,
     resolve_drift,
 )
-from streamlearn.simulate.producer import DeliveryFailed, SimulationReport, run
+from streamlearn.tools.simulate.producer import DeliveryFailed, SimulationReport, run
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streams.sink import StoreSink
+from streamlearn.streams.sink import StoreSink
 
 
 class ListStore:
@@ -41,7 +41,7 @@ def test_insert_waits_out_an_outage_then_lands_once(
         await asyncio.wait_for(task, 5)
         return during
 
-    with caplog.at_level(logging.WARNING, logger="streams.sink"):
+    with caplog.at_level(logging.WARNING, logger="streamlearn.streams.sink"):
         during = asyncio.run(scenario())
     sink.close()
     assert during["store_unavailable_since"] is not None
@@ -66,7 +66,7 @@ def test_no_fault_file_means_a_plain_insert(tmp_path: Path) -> None:
 
 def test_a_read_is_retried_through_an_outage(tmp_path: Path) -> None:
     """The label join's look-up waits the outage out instead of stopping the worker."""
-    from streamlearn.errors import StoreUnavailable
+    from streamlearn.foundation.errors import StoreUnavailable
 
     calls: list[int] = []
 

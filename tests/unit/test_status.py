@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from learners.metrics import Scorecard
-from streamlearn.status import METRIC_COLUMNS, render_status
+from streamlearn.learners.metrics import Scorecard
+from streamlearn.tools.status import METRIC_COLUMNS, render_status
 
 
 def test_online_metrics_table_has_ap_and_precision_among_daily_alerts() -> None:

@@ -9,10 +9,10 @@ from uuid import uuid4
 
 import pytest
 
-from streamlearn.errors import StoreUnavailable
-from streamlearn.store import DATABASE, Store, batch_token, redact_url
-from streams.learning import OUTCOME_COLUMNS
-from streams.scoring import TXN_COLUMNS
+from streamlearn.foundation.errors import StoreUnavailable
+from streamlearn.foundation.store import DATABASE, Store, batch_token, redact_url
+from streamlearn.streams.learning import OUTCOME_COLUMNS
+from streamlearn.streams.scoring import TXN_COLUMNS
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -241,8 +241,8 @@ def test_an_old_online_metrics_table_gains_the_new_columns(store: Store) -> None
     """A store made before AP and daily-alert precision existed upgrades in place."""
     import math
 
-    from learners.metrics import Scorecard
-    from streams.online import METRIC_COLUMNS, metric_rows
+    from streamlearn.learners.metrics import Scorecard
+    from streamlearn.streams.online import METRIC_COLUMNS, metric_rows
 
     store.command(f"DROP TABLE IF EXISTS {DATABASE}.online_metrics")
     store.command(

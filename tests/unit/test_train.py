@@ -7,15 +7,15 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from batch_retrain import registry
-from batch_retrain.gate import GateConfig
-from batch_retrain.pipeline import decide, run_retrain
-from batch_retrain.release import build_release
-from batch_retrain.train import train
-from batch_retrain.training_set import Split, TrainingSet
-from streamlearn.settings import Settings
-from streamlearn.store import Store
-from streams.features import FEATURE_NAMES
+from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.gate import GateConfig
+from streamlearn.batch_retrain.pipeline import decide, run_retrain
+from streamlearn.batch_retrain.train import train
+from streamlearn.batch_retrain.training_set import Split, TrainingSet
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.domain.release import build_release
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
 
 NAMES = ("amount", "velocity", "noise")
 
@@ -239,7 +239,7 @@ def test_unverifiable_champion_is_replaced(store, tmp_path):
 
 def _release_of(store: Store, settings: Settings, version: str) -> dict:
     """Rebuild the release of a registered version (retraining is deterministic)."""
-    from batch_retrain.training_set import build_training_set
+    from streamlearn.batch_retrain.training_set import build_training_set
 
     entry = registry.get(store, version)
     ts = build_training_set(store, maturity_days=settings.label_maturity_days)

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from batch_retrain.training_set import build_training_set
-from streamlearn.errors import NotEnoughData
-from streamlearn.store import Store
-from streams.learning import OUTCOME_COLUMNS
-from streams.scoring import TXN_COLUMNS
+from streamlearn.batch_retrain.training_set import build_training_set
+from streamlearn.foundation.errors import NotEnoughData
+from streamlearn.foundation.store import Store
+from streamlearn.streams.learning import OUTCOME_COLUMNS
+from streamlearn.streams.scoring import TXN_COLUMNS
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=10)

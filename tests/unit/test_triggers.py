@@ -1,6 +1,6 @@
 from dataclasses import replace
 
-from batch_retrain.triggers import TriggerConfig, TriggerInputs, decide_trigger
+from streamlearn.batch_retrain.triggers import TriggerConfig, TriggerInputs, decide_trigger
 
 CFG = TriggerConfig()
 NOW = 10_000_000_000

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlearn.errors import InvalidRecord, StreamlearnError
-from streams.validate import MAX_AMOUNT, MAX_ID_LEN, check_outcome, check_transaction
+from streamlearn.foundation.errors import InvalidRecord, StreamlearnError
+from streamlearn.streams.validate import MAX_AMOUNT, MAX_ID_LEN, check_outcome, check_transaction
 
 NOW = 1_767_225_600_000
 MAX_AGE = 400 * 86_400_000

@@ -6,10 +6,11 @@ import heapq
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from streamlearn.simulate.population import (
+from streamlearn.tools.simulate.population import (
     ATM,
     ATM_KIND,
     CATEGORIES,
@@ -188,7 +189,7 @@ class FraudEngine:
         rnd = self.rnd
         n = min(12, 3 + int(rnd.expovariate(1 / 2.5)))
         cash_out = rnd.random() < 0.15
-        state = {
+        state: dict[str, Any] = {
             "left": n - 1,
             "gap_ms": rnd.uniform(60.0, 420.0) * 1000.0,
             "cash_out": cash_out,

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from streamlearn.simulate.fraud import MERCHANT_BUDGET_FLOOR, START_P, FraudEngine
-from streamlearn.simulate.population import CHANNELS, Population
+from streamlearn.tools.simulate.fraud import MERCHANT_BUDGET_FLOOR, START_P, FraudEngine
+from streamlearn.tools.simulate.population import CHANNELS, Population
 
 __all__ = [
     "DEFAULT_START_MS",
@@ -60,7 +60,7 @@ class SimEvent(NamedTuple):
     is_fraud: bool
     outcome_ms: int  # when the outcome (chargeback or confirmation) becomes known
     pattern: str  # "" when legitimate, else burst, amount, hour, merchant or drift
-    index: int  # position in the simulator's stream; transaction_id(index) is its id
+    index: int  # type: ignore[assignment]  # position in the stream; transaction_id(index)
 
 
 @dataclass(frozen=True)

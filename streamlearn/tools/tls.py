@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamlearn.errors import BrokerUnavailable, MissingToolError
+from streamlearn.foundation.errors import BrokerUnavailable, MissingToolError
 
 DAYS = "825"
 SAN = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"

@@ -134,7 +134,7 @@ class Settings(BaseSettings):
 
     def __repr_args__(self):
         # The store URL may carry a password: mask it like the SecretStr fields.
-        from streamlearn.store import redact_url
+        from streamlearn.foundation.store import redact_url
 
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name == "clickhouse_url" and value else value

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from batch_retrain.train import train
-from batch_retrain.training_set import build_training_set
-from streamlearn.store import Store
-from streams.features import FEATURE_NAMES
+from streamlearn.batch_retrain.train import train
+from streamlearn.batch_retrain.training_set import build_training_set
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.foundation.store import Store
 
 DAY_MS = 86_400_000
 SPAN_DAYS = 30

@@ -17,8 +17,8 @@ import uuid
 
 import numpy as np
 
-from streams.features import FEATURE_NAMES
-from streams.pending import BoundedMap, Scored, pack_scored
+from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.streams.pending import BoundedMap, Scored, pack_scored
 
 SCORERS = ("river_lr", "river_hst", "blend", "lightgbm", "served")
 
@@ -65,7 +65,7 @@ def measure(counts: list[int]) -> list[dict[str, float]]:
     out = []
     for n in counts:
         proc = subprocess.run(
-            [sys.executable, "-m", "streamlearn.bench_pending", str(n)],
+            [sys.executable, "-m", "streamlearn.tools.bench_pending", str(n)],
             capture_output=True,
             text=True,
             timeout=600,

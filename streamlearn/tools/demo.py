@@ -17,15 +17,15 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from batch_retrain.pipeline import run_retrain
-from streamlearn import broker
-from streamlearn.access import RemoteStore
-from streamlearn.errors import NotEnoughData, StreamlearnError
-from streamlearn.kafka import ensure_topics
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings
-from streamlearn.simulate import OutcomeDelays, Simulator
-from streamlearn.simulate.replay import Replayer
+from streamlearn.batch_retrain.pipeline import run_retrain
+from streamlearn.foundation.access import RemoteStore
+from streamlearn.foundation.errors import NotEnoughData, StreamlearnError
+from streamlearn.foundation.kafka import ensure_topics
+from streamlearn.foundation.settings import Settings
+from streamlearn.tools import broker
+from streamlearn.tools.processes import WorkerProcess
+from streamlearn.tools.simulate import OutcomeDelays, Simulator
+from streamlearn.tools.simulate.replay import Replayer
 
 console = Console()
 DAY_MS = 86_400_000

@@ -14,8 +14,8 @@ from typing import Any
 
 import lightgbm as lgb
 
-from learners.drift import ReferenceBins, bins_to_record
-from streamlearn.errors import ModelRejected
+from streamlearn.foundation.errors import ModelRejected
+from streamlearn.learners.drift import ReferenceBins, bins_to_record
 
 MODEL_FORMAT = "lightgbm-text"
 ROLES = ("champion", "shadow")
@@ -122,3 +122,11 @@ def load_booster(record: Mapping[str, Any]) -> lgb.Booster:
     if list(booster.feature_name()) != list(record.get("feature_names") or []):
         raise ModelRejected(f"{label}: the model's features differ from its feature_names")
     return booster
+
+
+SHADOW_SUFFIX = ".shadow"
+
+
+def release_key(name: str, role: str = "champion") -> bytes:
+    """The models-topic key of a release: the name for a champion, name.shadow for a shadow."""
+    return (name + SHADOW_SUFFIX if role == "shadow" else name).encode()

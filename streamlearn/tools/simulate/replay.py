@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from confluent_kafka import Producer
 
-from schemas import Serde
-from streamlearn.errors import BrokerUnavailable
-from streamlearn.kafka import confluent_config
-from streamlearn.settings import Settings
-from streamlearn.simulate import SimEvent, outcome_of
+from streamlearn.foundation.errors import BrokerUnavailable
+from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import Serde
+from streamlearn.tools.simulate import SimEvent, outcome_of
 
 
 @dataclass

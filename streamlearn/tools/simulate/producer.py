@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from schemas import Serde
-from streamlearn.errors import ConfigError, StreamlearnError
-from streamlearn.settings import Settings
-from streamlearn.simulate import DAY_S, OutcomeDelays, SimEvent, Simulator, resolve_drift
+from streamlearn.foundation.errors import ConfigError, StreamlearnError
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import Serde
+from streamlearn.tools.simulate import DAY_S, OutcomeDelays, SimEvent, Simulator, resolve_drift
 
 # Live pacing: sleep at least this long when the next event is not due, so events go out
 # in small chunks per tick instead of one sleep per event.
@@ -229,7 +229,7 @@ def _kafka_producer(settings: Settings, on_error: Callable[[Any, Any], None]) ->
     """The contract's topics (created if missing) and an idempotent, batching producer."""
     from confluent_kafka import Producer
 
-    from streamlearn.kafka import confluent_config, ensure_topics
+    from streamlearn.foundation.kafka import confluent_config, ensure_topics
 
     ensure_topics(settings)  # raises BrokerUnavailable with the fix when Kafka is not there
     # Only failed deliveries call back: a callback per message would cost more than produce.

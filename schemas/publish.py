@@ -7,11 +7,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from schemas import SchemaError, Serde
-from schemas.serde import NAMES, schema_fingerprint
-from streamlearn.errors import BrokerUnavailable
-from streamlearn.kafka import confluent_config, ensure_topics
-from streamlearn.settings import Settings
+from streamlearn.foundation.errors import BrokerUnavailable
+from streamlearn.foundation.kafka import confluent_config, ensure_topics
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import SchemaError, Serde
+from streamlearn.schemas.serde import NAMES, schema_fingerprint
 
 
 def register(settings: Settings, schema: dict[str, Any]) -> str:
@@ -56,9 +56,9 @@ def registered(settings: Settings, timeout: float = 10.0) -> list[tuple[str, dic
                 break
             if msg.error():
                 continue
-            position = msg.offset() + 1
+            position = (msg.offset() or 0) + 1
             try:
-                found[msg.key().decode()] = json.loads(msg.value())
+                found[(msg.key() or b"").decode()] = json.loads(msg.value() or b"")
             except (ValueError, AttributeError):
                 continue
         return sorted(found.items())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamlearn.errors import BrokerUnavailable
-from streamlearn.settings import TOPICS, Settings
+from streamlearn.foundation.errors import BrokerUnavailable
+from streamlearn.foundation.settings import TOPICS, Settings
 
 # Model releases can exceed the broker's default 1 MB message limit.
 MODELS_MAX_BYTES = 64 * 1024 * 1024
@@ -132,3 +132,17 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise BrokerUnavailable(f"cannot create topic {topic}: {exc.args[0]}") from exc
+
+
+def produce(producer: Producer, topic: str, value: bytes | None, **kwargs: Any) -> None:
+    """Produce one message; while librdkafka's local queue is full, serve deliveries and retry.
+
+    BufferError means the client holds queue.buffering.max.messages already: polling lets it
+    hand some to the broker (and run their delivery callbacks) so this one fits.
+    """
+    while True:
+        try:
+            producer.produce(topic, value=value, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.05)

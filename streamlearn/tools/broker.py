@@ -22,12 +22,12 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamlearn.errors import BrokerUnavailable, ConfigError, MissingToolError
-from streamlearn.kafka import confluent_config
-from streamlearn.settings import Settings
-from streamlearn.tls import BrokerTls, ensure_broker_tls
+from streamlearn.foundation.errors import BrokerUnavailable, ConfigError, MissingToolError
+from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.settings import Settings
+from streamlearn.tools.tls import BrokerTls, ensure_broker_tls
 
-COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
+COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 POM = COMPOSE_DIR / "pom.xml"
 LOG4J = COMPOSE_DIR / "log4j2.xml"
 MAIN_CLASS = "kafka.Kafka"

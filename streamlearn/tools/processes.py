@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streamlearn.errors import StreamlearnError
-from streamlearn.settings import Settings, settings_env
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.foundation.settings import Settings, settings_env
 
 
 class WorkerProcess:

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streamlearn.errors import StoreBusy, StoreUnavailable
-from streamlearn.settings import Settings
-from streamlearn.store import Store
+from streamlearn.foundation.errors import StoreBusy, StoreUnavailable
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
 
 WORKER_FILE = "worker.json"
 # Statements `streamlearn query` runs; ClickHouse's readonly=1 refuses writes in any form.

@@ -22,14 +22,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from schemas import Serde
-from streamlearn import broker
-from streamlearn.bench_pending import measure
-from streamlearn.errors import StreamlearnError
-from streamlearn.kafka import confluent_config, ensure_topics
-from streamlearn.processes import WorkerProcess
-from streamlearn.settings import Settings, settings_env
-from streamlearn.simulate import generate_batch
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.foundation.kafka import confluent_config, ensure_topics
+from streamlearn.foundation.settings import Settings, settings_env
+from streamlearn.schemas import Serde
+from streamlearn.tools import broker
+from streamlearn.tools.bench_pending import measure
+from streamlearn.tools.processes import WorkerProcess
+from streamlearn.tools.simulate import generate_batch
 
 console = Console()
 OUTCOME_SHARE = 0.1  # outcomes per scored transaction in the "realistic" learning run
@@ -142,7 +142,7 @@ def faust_ceiling(settings: Settings, n: int) -> Figure:
     """A bare Faust agent that only consumes: Faust's own per-event cost."""
     env = {**os.environ, **settings_env(settings)}
     out = subprocess.run(
-        [sys.executable, "-m", "streamlearn.bench_faust", str(n)],
+        [sys.executable, "-m", "streamlearn.tools.bench_faust", str(n)],
         env=env,
         capture_output=True,
         text=True,
@@ -245,7 +245,7 @@ def _latency_run(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             learned_at.append((time.monotonic(), worker.status()["learned"]))
-            if learned_at[-1][1] - before["learned"] >= len(outcomes):
+            if learned_at[-1][1] - before["learned"] >= len(outcomes or ()):
                 break
             time.sleep(0.25)
     after = worker.status()

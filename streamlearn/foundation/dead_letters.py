@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Producer
 
-from streamlearn.kafka import confluent_config
-from streamlearn.settings import Settings
+from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class DeadLetterWriter:
         )
 
     def send(self, letter: DeadLetter) -> None:
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("error", letter.error.encode("utf-8", "replace")[:2000]),
             ("stage", letter.stage.encode()),
             ("source_topic", letter.source_topic.encode()),

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from streamlearn.errors import StoreUnavailable
+from streamlearn.foundation.errors import StoreUnavailable
 
 DATABASE = "streamlearn"
 DEDUP = "non_replicated_deduplication_window = 10000"

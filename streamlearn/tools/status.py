@@ -9,10 +9,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streamlearn.access import open_store, running_worker
-from streamlearn.errors import StreamlearnError
-from streamlearn.settings import Settings
-from streamlearn.store import redact_url
+from streamlearn.foundation.access import open_store, running_worker
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import redact_url
 
 COUNTS_SQL = """
 SELECT

@@ -13,8 +13,8 @@ import time
 
 import faust
 
-from streamlearn.kafka import faust_broker_options
-from streamlearn.settings import Settings
+from streamlearn.foundation.kafka import faust_broker_options
+from streamlearn.foundation.settings import Settings
 
 
 def main() -> None:

@@ -221,4 +221,4 @@ class Population:
         )
         devices = np.where(channels == ECOM, 2 * cards + (u[5] > 0.8), 2 * self.n_cards)
         lists = (cards, merchants, amounts, channels, devices)
-        return Background(*(a.tolist() for a in lists))
+        return Background(*(a.tolist() for a in lists))  # type: ignore[arg-type]
