@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamlearn.batch_retrain.registry import from_ms
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.schemas import Serde
 
 TABLE = "model_artifacts"

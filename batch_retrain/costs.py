@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 
 COST_SQL = """
 SELECT version,

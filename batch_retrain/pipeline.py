@@ -38,10 +38,10 @@ from streamlearn.batch_retrain.metrics import evaluate
 from streamlearn.batch_retrain.train import train
 from streamlearn.batch_retrain.training_set import TrainingSet, build_training_set
 from streamlearn.domain.release import build_release, load_booster, make_version, verify_release
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.errors import ModelRejected
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.learners.drift import reference_bins
 from streamlearn.schemas import SchemaError
 

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from streamlearn.domain.features import FEATURE_VERSION
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 
 TABLE = "models"
 STATUSES = ("candidate", "champion", "shadow", "rejected", "retired")

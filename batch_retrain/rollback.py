@@ -14,10 +14,10 @@ from streamlearn.batch_retrain import registry
 from streamlearn.batch_retrain.artifacts import load_release
 from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.domain.release import verify_release
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.errors import ModelRejected, StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from streamlearn.batch_retrain.gate import (
 )
 from streamlearn.batch_retrain.metrics import evaluate
 from streamlearn.batch_retrain.training_set import DB, _data_clock, _fraud_ids_sql
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.errors import ModelRejected, StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 
 PREFIX = "live_"
 

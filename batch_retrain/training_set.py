@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from streamlearn.domain.features import FEATURE_NAMES, FEATURE_VERSION
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.errors import NotEnoughData
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 
 DB = "streamlearn"
 # Legit rows are kept when cityHash64(transaction_id) % SAMPLE_BUCKETS < keep: deterministic,

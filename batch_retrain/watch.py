@@ -13,10 +13,10 @@ from typing import Any
 from streamlearn.batch_retrain import registry
 from streamlearn.batch_retrain.drift_feed import DriftFeed, SeenDrift, merge_drift
 from streamlearn.batch_retrain.triggers import TriggerConfig, TriggerInputs, decide_trigger
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.errors import NotEnoughData, StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 
 DB = "streamlearn"
 

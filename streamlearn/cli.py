@@ -241,7 +241,7 @@ def retrain(
 ) -> None:
     """Train LightGBM on the history in ClickHouse and publish it to the workers."""
     from streamlearn.batch_retrain.pipeline import run_retrain
-    from streamlearn.foundation.access import open_store
+    from streamlearn.foundation.store.access import open_store
 
     settings = _settings(bootstrap, store, state_dir)
     gate = _gate(
@@ -303,7 +303,7 @@ def models(ctx: typer.Context, store: StoreUrl = None, state_dir: StateDir = Non
         return
     from streamlearn.batch_retrain.costs import model_costs
     from streamlearn.batch_retrain.registry import list_models
-    from streamlearn.foundation.access import open_store
+    from streamlearn.foundation.store.access import open_store
 
     st = open_store(_settings(store=store, state_dir=state_dir), readonly=True)
     df = list_models(st)
@@ -360,7 +360,7 @@ def models_rollback(
 ) -> None:
     """Put a previous model back into service on every worker."""
     from streamlearn.batch_retrain.rollback import rollback
-    from streamlearn.foundation.access import open_store
+    from streamlearn.foundation.store.access import open_store
 
     settings = _settings(bootstrap, store, state_dir)
     done = rollback(settings, open_store(settings), version)
@@ -387,7 +387,7 @@ def models_shadow_check(
 ) -> None:
     """Compare the shadow model with the champion on live traffic; promote, reject or wait."""
     from streamlearn.batch_retrain.shadow import check_shadow
-    from streamlearn.foundation.access import open_store
+    from streamlearn.foundation.store.access import open_store
 
     settings = _settings(bootstrap, store, state_dir)
     gate = _gate(
@@ -426,8 +426,8 @@ def query(
     state_dir: StateDir = None,
 ) -> None:
     """Run read-only SQL against the analysts' tables (through the worker if it owns chdb)."""
-    from streamlearn.foundation.access import open_store, read_only_error, read_only_refusal
     from streamlearn.foundation.errors import StoreUnavailable
+    from streamlearn.foundation.store.access import open_store, read_only_error, read_only_refusal
 
     if fmt not in ("table", "csv", "json"):
         raise StreamlearnError(f"--format must be table, csv or json, not {fmt!r}")

@@ -10,8 +10,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streamlearn.foundation.access import decode_rows
 from streamlearn.foundation.errors import StoreUnavailable
+from streamlearn.foundation.store.access import decode_rows
 from streamlearn.streams.context import WorkerContext
 
 ARROW = "application/vnd.apache.arrow.stream"

@@ -10,12 +10,12 @@ from contextlib import suppress
 from confluent_kafka import Producer
 
 from streamlearn.domain.features import FEATURE_NAMES
-from streamlearn.foundation.access import running_worker, worker_file
 from streamlearn.foundation.dead_letters import DeadLetterWriter
 from streamlearn.foundation.errors import StoreBusy
 from streamlearn.foundation.kafka import check_reachable, confluent_config, ensure_topics
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import running_worker, worker_file
 from streamlearn.schemas import Serde
 from streamlearn.schemas.serde import default_registry
 from streamlearn.streams.app import build_app

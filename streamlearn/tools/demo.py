@@ -18,10 +18,10 @@ from rich.live import Live
 from rich.table import Table
 
 from streamlearn.batch_retrain.pipeline import run_retrain
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.errors import NotEnoughData, StreamlearnError
 from streamlearn.foundation.kafka import ensure_topics
 from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.tools import broker
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import OutcomeDelays, Simulator

@@ -9,10 +9,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streamlearn.foundation.access import open_store, running_worker
 from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import redact_url
+from streamlearn.foundation.store.access import open_store, running_worker
 
 COUNTS_SQL = """
 SELECT

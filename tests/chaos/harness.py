@@ -19,11 +19,11 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.kafka import confluent_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import generate_batch

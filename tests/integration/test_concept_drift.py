@@ -37,8 +37,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from streamlearn.batch_retrain.pipeline import run_retrain
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import DRIFTED_FEATURES, OutcomeDelays, SimEvent, Simulator

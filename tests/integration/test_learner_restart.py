@@ -17,8 +17,8 @@ from uuid import uuid4
 
 import pytest
 
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
 from tests.chaos.harness import FAST_GROUP_ENV

@@ -33,8 +33,8 @@ from streamlearn.batch_retrain.registry import WHO_SCORED_SQL
 from streamlearn.batch_retrain.shadow import check_shadow
 from streamlearn.batch_retrain.triggers import TriggerConfig
 from streamlearn.batch_retrain.watch import watch
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.settings import Settings, settings_env
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import DRIFTED_FEATURES, OutcomeDelays, Simulator

@@ -24,8 +24,8 @@ from streamlearn.batch_retrain.publish import fetch_release, publish_release
 from streamlearn.batch_retrain.training_set import build_training_set
 from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.domain.release import build_release
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.learners.drift import bins_to_record, reference_bins
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.foundation.access import RemoteStore
 from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.settings import Settings, settings_env
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.tools.processes import WorkerProcess
 
 WRITES = {

@@ -190,7 +190,7 @@ def test_ssl_key_password_reaches_librdkafka_and_stays_masked() -> None:
 
 
 def test_query_refuses_anything_but_reads_before_sending() -> None:
-    from streamlearn.foundation.access import read_only_refusal
+    from streamlearn.foundation.store.access import read_only_refusal
 
     for sql in (
         "SELECT 1",

@@ -1,0 +1,121 @@
+"""ClickHouse through clickhouse-connect: the one place that opens a store client.
+
+`chdb://PATH` opens the embedded engine (one process at a time), `http(s)://` a server; the
+same statements serve both. Analysts' tables are ReplacingMergeTree keyed by the event's
+identity, and every batch insert carries a deduplication token, so a retried or replayed
+batch never shows twice in the views analysts query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from streamlearn.foundation.errors import StoreUnavailable
+from streamlearn.foundation.store.tables import DATABASE, DDL
+from streamlearn.foundation.store.urls import redact_url
+
+
+class Store:
+    """A thread-safe handle on the ClickHouse client (chdb or server)."""
+
+    def __init__(self, url: str, *, readonly: bool = False) -> None:
+        import clickhouse_connect
+
+        self.url = url
+        self.embedded = url.startswith("chdb://")
+        self._lock = threading.Lock()
+        try:
+            if self.embedded:
+                path = url[len("chdb://") :]
+                from pathlib import Path
+
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self.client = clickhouse_connect.get_client(dsn=url)
+            else:
+                self.client = clickhouse_connect.get_client(
+                    dsn=url, connect_timeout=5, send_receive_timeout=60
+                )
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"cannot open ClickHouse at {redact_url(url)}: {_one_line(exc)} "
+                "(check STREAMLEARN_CLICKHOUSE_URL)"
+            ) from exc
+        self.readonly = readonly
+
+    def _query_settings(self, settings: dict[str, Any]) -> dict[str, Any] | None:
+        """A read-only handle's queries run with readonly=1: ClickHouse refuses any write."""
+        return {**settings, "readonly": 1} if self.readonly else settings or None
+
+    def migrate(self) -> None:
+        """Create the database, tables and views if missing (idempotent)."""
+        for statement in DDL:
+            self.command(statement)
+
+    def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            try:
+                return self.client.command(sql, settings=settings)
+            except Exception as exc:
+                raise StoreUnavailable(f"ClickHouse command failed: {_one_line(exc)}") from exc
+
+    def query_df(self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any):
+        with self._lock:
+            try:
+                return self.client.query_df(
+                    sql, parameters=parameters, settings=self._query_settings(settings)
+                )
+            except Exception as exc:
+                raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc
+
+    def query_rows(
+        self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any
+    ) -> tuple[list[str], list[tuple]]:
+        with self._lock:
+            try:
+                res = self.client.query(
+                    sql, parameters=parameters, settings=self._query_settings(settings)
+                )
+            except Exception as exc:
+                raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc
+        return list(res.column_names), [tuple(r) for r in res.result_rows]
+
+    def query_arrow(self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any):
+        with self._lock:
+            try:
+                return self.client.query_arrow(
+                    sql, parameters=parameters, settings=self._query_settings(settings)
+                )
+            except Exception as exc:
+                raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc
+
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        token: str | None = None,
+    ) -> None:
+        """Insert one batch; with a token, a retry of the same batch is skipped by ClickHouse."""
+        if not rows:
+            return
+        settings = {"insert_deduplication_token": token} if token else None
+        with self._lock:
+            try:
+                self.client.insert(
+                    f"{DATABASE}.{table}", rows, column_names=list(columns), settings=settings
+                )
+            except Exception as exc:
+                raise StoreUnavailable(f"insert into {table} failed: {_one_line(exc)}") from exc
+
+    def close(self) -> None:
+        # Closing a broken client has nothing left to report.
+        with self._lock, contextlib.suppress(Exception):
+            self.client.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
