@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JARS := $(VENV)/.broker-jars
+REGISTRY := $(VENV)/registry/quarkus-app/quarkus-run.jar
+REGISTRY_POM := $(wildcard compose/registry/pom.xml compose/registry/settings.xml compose/registry/src/main/resources/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit chaos bench up down lint format check clean
+.PHONY: help setup registry-jars demo test test-unit chaos bench up down lint format check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,10 +32,24 @@ $(JARS): compose/pom.xml
 	  echo "warning: Maven not found; install maven (and Java 17+) for the local broker" >&2; \
 	fi
 
+# Not part of setup: the first build takes about 2 minutes (Maven re-runs Apicurio's Quarkus
+# build); afterwards it is skipped until compose/registry/ changes.
+registry-jars: $(REGISTRY) ## Build the local schema registry (Apicurio) into .venv/registry
+
+$(REGISTRY): $(STAMP) $(REGISTRY_POM)
+	@if command -v mvn > /dev/null; then \
+	  echo "building the local schema registry with Maven (about 2 minutes the first time)"; \
+	  $(BIN)/python -c 'import sys; from pathlib import Path; from streamlearn import registry_local; \
+	    sys.excepthook = lambda kind, exc, tb: print(f"error: {exc}", file=sys.stderr); \
+	    registry_local.build(Path("$(VENV)/registry"))' && touch $@; \
+	else \
+	  echo "warning: Maven not found; install maven (and Java 17+) for the local schema registry" >&2; \
+	fi
+
 demo: setup ## Start the local broker and run the end-to-end demo
 	$(BIN)/streamlearn demo
 
-test: setup ## Run all tests (integration tests start their own broker)
+test: setup registry-jars ## Run all tests (integration tests start their own broker and registry)
 	$(BIN)/pytest -q
 
 chaos: setup ## Fault-injection suite and its table (CHAOS_PROFILE=full for the long profile)

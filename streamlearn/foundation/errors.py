@@ -10,11 +10,15 @@ class ConfigError(StreamlearnError):
 
 
 class MissingToolError(StreamlearnError):
-    """A program the local broker needs (Java 17+, Maven) is not installed."""
+    """A program the local broker or registry needs (Java 17+, Maven) is not installed."""
 
 
 class BrokerUnavailable(StreamlearnError):
     """The Kafka bootstrap servers cannot be reached."""
+
+
+class RegistryUnavailable(StreamlearnError):
+    """The local schema registry could not be built, started or reached."""
 
 
 class StoreUnavailable(StreamlearnError):
