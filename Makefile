@@ -39,7 +39,7 @@ registry-jars: $(REGISTRY) ## Build the local schema registry (Apicurio) into .v
 $(REGISTRY): $(STAMP) $(REGISTRY_POM)
 	@if command -v mvn > /dev/null; then \
 	  echo "building the local schema registry with Maven (about 2 minutes the first time)"; \
-	  $(BIN)/python -c 'import sys; from pathlib import Path; from streamlearn import registry_local; \
+	  $(BIN)/python -c 'import sys; from pathlib import Path; from streamlearn.tools import registry_local; \
 	    sys.excepthook = lambda kind, exc, tb: print(f"error: {exc}", file=sys.stderr); \
 	    registry_local.build(Path("$(VENV)/registry"))' && touch $@; \
 	else \

@@ -18,8 +18,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from streamlearn import registry_local
-from streamlearn.errors import StreamlearnError
+from streamlearn.foundation.errors import StreamlearnError
+from streamlearn.tools import registry_local
 from tests.conftest import under_ci
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from streamlearn.broker import parse_java_major
-from streamlearn.errors import ConfigError, MissingToolError, RegistryUnavailable
+from streamlearn.foundation.errors import ConfigError, MissingToolError, RegistryUnavailable
 
 REGISTRY_DIR = Path(__file__).resolve().parent.parent / "compose" / "registry"
 BUILD_INPUTS = ("pom.xml", "settings.xml", "src/main/resources/application.properties")
