@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.report.build import build_report
 from streamlearn.foundation.store import Store
+from streamlearn.report.build import build_report
 from tests.conftest import under_ci
 from tests.integration.report_data import seed
 

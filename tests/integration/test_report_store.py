@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from streamlearn.foundation.store import Store, redact_url
 from streamlearn.report.build import SPECS, build_report, run_queries
 from streamlearn.report.queries import parameters
-from streamlearn.foundation.store import Store, redact_url
 from tests.integration.report_data import T0, VERSIONS, seed
 
 SLUGS = (
