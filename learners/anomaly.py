@@ -12,9 +12,20 @@ mass before it can score).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from river import anomaly
+
+
+def _squash(matrix: np.ndarray) -> np.ndarray:
+    """Signed log: amounts and counts spread over orders of magnitude."""
+    return np.sign(matrix) * np.log1p(np.abs(matrix))
+
+
+def _scale(matrix: np.ndarray, lo: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Into [0, 1] by the limits fit on the first window (values beyond them clipped)."""
+    return np.clip((_squash(matrix) - lo) / span, 0.0, 1.0)
 
 
 class AnomalyScorer:
@@ -46,11 +57,11 @@ class AnomalyScorer:
     # -- scaling -----------------------------------------------------------------------
     @staticmethod
     def _squash(matrix: np.ndarray) -> np.ndarray:
-        return np.sign(matrix) * np.log1p(np.abs(matrix))
+        return _squash(matrix)
 
     def scale(self, matrix: np.ndarray) -> np.ndarray:
         assert self._lo is not None and self._span is not None
-        return np.clip((self._squash(matrix) - self._lo) / self._span, 0.0, 1.0)
+        return _scale(matrix, self._lo, self._span)
 
     def _fit_limits(self, sample: np.ndarray) -> None:
         squashed = self._squash(sample)
@@ -106,25 +117,24 @@ class AnomalyScorer:
 
     def score_batch(self, matrix: np.ndarray) -> np.ndarray:
         """Anomaly score in [0, 1] (high: unusual), River's score_one for every row."""
+        return self.scorer().score_batch(matrix)
+
+    def scorer(self) -> HalfSpaceScorer:
+        """The trees' masses and the scaling, frozen, for the scoring path."""
         m = self.model
-        if self._lo is None or m._first_window:
-            return np.full(matrix.shape[0], 0.5)
-        x = self.scale(matrix)
-        feat, thr, mass = self._flatten()
-        size_limit = 0.1 * m.window_size
-        rows = np.arange(len(x))
-        total = np.zeros(len(x))
-        for t in range(len(m.trees)):
-            pos = np.zeros(len(x), dtype=np.intp)
-            active = np.ones(len(x), dtype=bool)
-            for depth in range(m.height):
-                r = mass[t, pos]
-                total += np.where(active, r * (1 << depth), 0.0)
-                active &= r >= size_limit
-                go_right = x[rows, feat[t, pos]] >= thr[t, pos]
-                pos = 2 * pos + 1 + go_right
-            total += np.where(active, mass[t, pos] * (1 << m.height), 0.0)
-        return 1.0 - total / m._max_score
+        ready = self._lo is not None and not m._first_window
+        feat, thr, mass = self._flatten() if ready else (np.zeros(0),) * 3
+        return HalfSpaceScorer(
+            self._lo,
+            self._span,
+            feat,
+            thr,
+            mass,
+            m.height,
+            0.1 * m.window_size,
+            float(m._max_score),
+            ready,
+        )
 
     def score_one(self, features: Sequence[float]) -> float:
         """River's own score (for checks): the slow path."""
@@ -132,3 +142,37 @@ class AnomalyScorer:
             return 0.5
         row = self.scale(np.asarray([features], dtype=np.float64))[0]
         return float(self.model.score_one(dict(zip(self.feature_names, row.tolist(), strict=True))))
+
+
+@dataclass(frozen=True, slots=True)
+class HalfSpaceScorer:
+    """HalfSpaceTrees flattened into arrays: River's score_one for a whole batch with numpy."""
+
+    lo: np.ndarray | None
+    span: np.ndarray | None
+    feat: np.ndarray
+    thr: np.ndarray
+    mass: np.ndarray
+    height: int
+    size_limit: float
+    max_score: float
+    ready: bool
+
+    def score_batch(self, matrix: np.ndarray) -> np.ndarray:
+        if not self.ready or self.lo is None or self.span is None:
+            return np.full(matrix.shape[0], 0.5)
+        x = _scale(matrix, self.lo, self.span)
+        feat, thr, mass = self.feat, self.thr, self.mass
+        rows = np.arange(len(x))
+        total = np.zeros(len(x))
+        for t in range(len(mass)):
+            pos = np.zeros(len(x), dtype=np.intp)
+            active = np.ones(len(x), dtype=bool)
+            for depth in range(self.height):
+                r = mass[t, pos]
+                total += np.where(active, r * (1 << depth), 0.0)
+                active &= r >= self.size_limit
+                go_right = x[rows, feat[t, pos]] >= thr[t, pos]
+                pos = 2 * pos + 1 + go_right
+            total += np.where(active, mass[t, pos] * (1 << self.height), 0.0)
+        return 1.0 - total / self.max_score

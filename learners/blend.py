@@ -26,6 +26,7 @@ stay as they are. Until `min_labels` outcomes with `min_positives` frauds were l
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -143,24 +144,20 @@ class Blend:
     def ready(self) -> bool:
         return self.labels >= self.min_labels and self.positives >= self.min_positives
 
-    def inputs(self, columns: Mapping[str, np.ndarray | None], n: int) -> np.ndarray:
-        """(n, components) logits from per-component score arrays (None: missing)."""
-        out = np.zeros((n, len(self.components)))
-        for j, name in enumerate(self.components):
-            scores = columns.get(name)
-            if scores is not None:
-                out[:, j] = logit(np.asarray(scores, dtype=np.float64))
-        return out
-
     def score_batch(self, columns: Mapping[str, np.ndarray | None], n: int) -> np.ndarray:
         """The blended fraud probability for n rows of component scores."""
-        x = self.inputs(columns, n)
-        present = np.array([columns.get(c) is not None for c in self.components])
-        fitted = self.__dict__.get("_fitted", present)
-        # A component the weights were not fit with: serve the prior (the champion) instead.
-        unseen = bool((present & ~fitted).any())
-        z = x @ self.prior if unseen else x @ self.weights + self.intercept
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
+        return self.scorer().score_batch(columns, n)
+
+    def scorer(self) -> BlendScorer:
+        """The weights as they are now, frozen, for the scoring path."""
+        return BlendScorer(
+            self.components,
+            self.weights.copy(),
+            self.intercept,
+            self.prior.copy(),
+            np.array(self.__dict__.get("_fitted", np.ones(len(self.components), dtype=bool))),
+            self.ready,
+        )
 
     def learn(self, scores: Mapping[str, float | None], is_fraud: bool) -> None:
         """Keep one outcome with the component scores served for it; refit when due."""
@@ -209,3 +206,28 @@ class Blend:
         out = dict(zip(self.components, self.weights.tolist(), strict=True))
         out["intercept"] = self.intercept
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class BlendScorer:
+    """The stacker's weights, frozen: what the scoring path applies until the next refit."""
+
+    components: tuple[str, ...]
+    weights: np.ndarray
+    intercept: float
+    prior: np.ndarray
+    fitted: np.ndarray  # components present in the last fit
+    ready: bool
+
+    def score_batch(self, columns: Mapping[str, np.ndarray | None], n: int) -> np.ndarray:
+        """The blended fraud probability for n rows of component scores."""
+        x = np.zeros((n, len(self.components)))
+        for j, name in enumerate(self.components):
+            scores = columns.get(name)
+            if scores is not None:
+                x[:, j] = logit(np.asarray(scores, dtype=np.float64))
+        present = np.array([columns.get(c) is not None for c in self.components])
+        # A component the weights were not fit with: serve the prior (the champion) instead.
+        unseen = bool((present & ~self.fitted).any())
+        z = x @ self.prior if unseen else x @ self.weights + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))

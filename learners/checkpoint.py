@@ -77,3 +77,25 @@ def load(path: Path, key: bytes) -> tuple[Any, dict[int, int]]:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def pack_ids(items: list[tuple[str, bool]]) -> bytes:
+    """Learned ids and their labels, each id length-prefixed: any content round-trips (an id
+    holding a newline or a NUL cannot shift the ids after it)."""
+    out = bytearray()
+    for txn_id, label in items:
+        raw = txn_id.encode()
+        out += struct.pack(">I?", len(raw), bool(label)) + raw
+    return bytes(out)
+
+
+def unpack_ids(data: bytes) -> list[tuple[str, bool]]:
+    """The (id, label) pairs of pack_ids."""
+    items: list[tuple[str, bool]] = []
+    pos = 0
+    while pos < len(data):
+        length, label = struct.unpack_from(">I?", data, pos)
+        pos += 5
+        items.append((data[pos : pos + length].decode(), label))
+        pos += length
+    return items

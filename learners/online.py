@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from river import compose, linear_model, optim, preprocessing
@@ -56,16 +57,41 @@ class OnlineLogistic:
 
     def score_batch(self, matrix: np.ndarray) -> np.ndarray:
         """Fraud probability for each row of a (n, features) matrix."""
-        if self.learned == 0:
-            return np.full(matrix.shape[0], 0.5)
+        return self.scorer().score_batch(matrix)
+
+    def scorer(self) -> LinearScorer:
+        """The current weights, frozen: what the scoring path applies until the next one."""
         scaler = self.model["StandardScaler"]
         lr = self.model["LogisticRegression"]
-        means = np.array([scaler.means.get(f, 0.0) for f in self.feature_names])
-        stds = np.sqrt(np.array([scaler.vars.get(f, 0.0) for f in self.feature_names]))
-        weights = np.array([lr.weights.get(f, 0.0) for f in self.feature_names])
+        names = self.feature_names
+        return LinearScorer(
+            self.name,
+            np.array([scaler.means.get(f, 0.0) for f in names]),
+            np.sqrt(np.array([scaler.vars.get(f, 0.0) for f in names])),
+            np.array([lr.weights.get(f, 0.0) for f in names]),
+            float(lr.intercept),
+            self.learned > 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LinearScorer:
+    """StandardScaler | LogisticRegression as arrays: River's predict_proba_one, vectorised."""
+
+    name: str
+    means: np.ndarray
+    stds: np.ndarray
+    weights: np.ndarray
+    intercept: float
+    ready: bool
+
+    def score_batch(self, matrix: np.ndarray) -> np.ndarray:
+        if not self.ready:
+            return np.full(matrix.shape[0], 0.5)
+        stds = self.stds
         safe = np.where(stds > 0, stds, 1.0)
-        scaled = np.where(stds > 0, (matrix - means) / safe, 0.0)
-        z = scaled @ weights + lr.intercept
+        scaled = np.where(stds > 0, (matrix - self.means) / safe, 0.0)
+        z = scaled @ self.weights + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
 
 

@@ -19,7 +19,7 @@ with -s); they vary with load, their ratios do not.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,6 +39,9 @@ class Learner(Protocol):
     def learn(self, features: Sequence[float], is_fraud: bool) -> None: ...
 
     def learn_unlabeled(self, matrix: np.ndarray) -> None: ...
+    def scorer(self) -> Any:
+        """A frozen copy with score_batch(matrix), for the scoring path."""
+        ...
 
 
 FACTORIES: dict[str, Callable[[Sequence[str]], Learner]] = {

@@ -8,8 +8,11 @@ keeps the learned class prior unbiased (each legit one learned weighs 1/fraction
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from river import tree
@@ -57,7 +60,23 @@ class SampledTree:
         """Supervised only: unlabeled transactions teach it nothing."""
 
     def score_batch(self, matrix: np.ndarray) -> np.ndarray:
-        if self.positives == 0:
+        return self.scorer().score_batch(matrix)
+
+    def scorer(self) -> RiverScorer:
+        """A copy of the model as it is now (the scoring path must not see it half-learned)."""
+        return RiverScorer(self.feature_names, copy.deepcopy(self.model), self.positives > 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RiverScorer:
+    """A frozen River classifier, scored row by row (~7-30 us a row: see learners/registry.py)."""
+
+    feature_names: tuple[str, ...]
+    model: Any
+    ready: bool
+
+    def score_batch(self, matrix: np.ndarray) -> np.ndarray:
+        if not self.ready:
             return np.full(matrix.shape[0], 0.5)
         names = self.feature_names
         predict = self.model.predict_proba_one

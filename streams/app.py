@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -15,21 +16,20 @@ import faust
 from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.kafka import faust_broker_options
 from streamlearn.foundation.settings import Settings
-from streamlearn.streams.context import WorkerContext
-from streamlearn.streams.learning import learn_batch, resolve_parked
+from streamlearn.streams import fastpath
+from streamlearn.streams.learning import CheckpointRequest
 from streamlearn.streams.merchant_risk import REFRESH_SQL
-from streamlearn.streams.offsets import OffsetGuard, admit_or_seek
-from streamlearn.streams.online import flush_drift, flush_online_metrics, save_checkpoint_now
+from streamlearn.streams.monitoring import flush_online_metrics
 from streamlearn.streams.outcome_acks import release
-from streamlearn.streams.scoring import TXN_COLUMNS, score_batch
+from streamlearn.streams.parts import WorkerParts
+from streamlearn.streams.scoring import Scorer
 from streamlearn.streams.usage import UsageMeter, flush_usage
-from streamlearn.streams.web import register_views
+from streamlearn.streams.web import StatusCache, register_views
 from streamlearn.streams.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 DRIFT_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
-OUTCOME_BATCH_WITHIN_S = 1.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
 
 
@@ -38,15 +38,16 @@ class DrainingApp(faust.App):
 
     Faust calls `_consumer_wait_empty` once the fetcher has stopped and before the agents and
     tasks stop. When the app is stopping (SIGTERM), it waits, up to `drain_s`, until no agent
-    holds a batch and the writer has made every batch durable (rows + changelog) and acked
+    holds a batch and the writer has made every slice durable (rows + changelog) and acked
     it, then commits: a restart reprocesses nothing. During a rebalance it does not wait
     (stream_wait_empty=False): events still in flight there are simply processed again.
     """
 
     drain_s: float = 30.0
-    quiet_s: float = 0.25  # longer than batch_within: a partial batch has been handed out
-    in_flight = 0  # batches an agent is working on (taken, not yet handed to the writer/acked)
+    quiet_s: float = 0.25  # a batch fetched just before the stop has been handed out
+    in_flight = 0  # batches an agent is working on (taken, not yet handed to the writer)
     writer: Any = None
+    on_drained: Any = None  # called once drained, before the last commit
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         if not self.should_stop:
@@ -55,6 +56,8 @@ class DrainingApp(faust.App):
         # asyncio.wait, not wait_for: a timeout must not wait for a commit stuck in a
         # rebalance to unwind, so the stop stays bounded.
         drained = await _within(self._drain(), self.drain_s)
+        if drained and self.on_drained is not None:
+            drained = await _within(self.on_drained(), self.drain_s)
         committed = await _within(consumer.commit(), 10.0)
         if drained and committed:
             log.warning("graceful stop: in-flight batches written and offsets committed")
@@ -90,9 +93,66 @@ async def _within(coro: Any, timeout: float) -> bool:
     return task.exception() is None
 
 
-def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
-    """A Faust app wired to the worker context; nothing runs until a faust.Worker starts it."""
+@dataclass
+class Running:
+    """What exists once the app is built: the Faust objects and the parts wired to them."""
+
+    app: DrainingApp
+    table: Any
+    scorer: Scorer
+    writer: BatchWriter
+
+
+def build_app(settings: Settings, parts: WorkerParts) -> Running:
+    """A Faust app wired to the worker's parts; nothing runs until a faust.Worker starts it."""
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
+    app = _new_app(settings)
+    txn_topic, outcome_topic = settings.topic("transactions"), settings.topic("outcomes")
+    fastpath.install(app, [txn_topic, outcome_topic])
+    transactions = app.topic(txn_topic, value_serializer=fastpath.BATCH_CODEC)
+    outcomes = app.topic(outcome_topic, value_serializer=fastpath.BATCH_CODEC)
+    # Per-card state ("c:<card>") and per-merchant state of this partition ("m:<merchant>@<p>"):
+    # one changelog, each change filed under the partition of the transaction that made it.
+    table = app.Table(
+        "features",
+        default=None,
+        partitions=settings.partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+    )
+
+    def consumer() -> fastpath.BatchConsumer:  # created when the app starts
+        return fastpath.consumer_of(app)
+
+    writer = BatchWriter(
+        parts.sink,
+        parts.changelog,
+        changelog_topic=lambda: table.changelog_topic.get_topic_name(),
+        ack=lambda batch: consumer().ack_batch(batch),
+        assigned=lambda: consumer().assignment(),
+        max_rows=settings.store_max_pending_rows,
+    )
+    app.writer = writer
+    scorer = Scorer(
+        settings,
+        table=table,
+        champion=parts.champion,
+        learning=parts.learning,
+        label_join=parts.label_join,
+        merchant_risk=parts.merchant_risk,
+        producer=parts.predictions,
+        dlq=parts.dlq,
+        writer=writer,
+        stats=parts.stats,
+        txn_serde=parts.serdes.transaction,
+        prediction_serde=parts.serdes.prediction,
+    )
+    running = Running(app, table, scorer, writer)
+    _agents(app, transactions, outcomes, running, parts)
+    _timers(app, settings, running, parts)
+    return running
+
+
+def _new_app(settings: Settings) -> DrainingApp:
     app = DrainingApp(
         f"{settings.topic_prefix}streamlearn",
         **faust_broker_options(settings),
@@ -105,45 +165,33 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
         web_host="127.0.0.1",
         web_port=settings.web_port,
         web_bind="127.0.0.1",
-        stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
+        # Each event is a partition's share of a fetch (streams/fastpath.py): a few of them
+        # buffered per partition is thousands of transactions.
+        stream_buffer_maxsize=8,
+        broker_max_poll_records=settings.batch_size * 4,
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
-        producer_linger=0.005,
         table_cleanup_interval=3600,
         # A rebalance does not wait for unacked events (they are processed again where the
         # partition goes); a graceful stop does, bounded (DrainingApp).
         stream_wait_empty=False,
     )
     app.drain_s = settings.shutdown_drain_s
-    app.quiet_s = max(0.25, 4 * settings.batch_within)
-    transactions = app.topic(
-        settings.topic("transactions"), key_serializer="raw", value_serializer="raw"
-    )
-    outcomes = app.topic(settings.topic("outcomes"), key_serializer="raw", value_serializer="raw")
-    # Per-card state ("c:<card>") and per-merchant state of this partition ("m:<merchant>@<p>"):
-    # one changelog, each change filed under the partition of the transaction that made it.
-    ctx.table = app.Table(
-        "features",
-        default=None,
-        partitions=settings.partitions,
-        schema=faust.Schema(key_serializer="json", value_serializer="json"),
-    )
+    return app
 
-    txn_guard = OffsetGuard(settings.topic("transactions"))
-    outcome_guard = OffsetGuard(settings.topic("outcomes"))
-    ctx.offset_guards = (txn_guard, outcome_guard)
 
+def _agents(
+    app: DrainingApp, transactions: Any, outcomes: Any, running: Running, parts: WorkerParts
+) -> None:
     # One actor per partition: a batch never mixes partitions, so every table change lands in
-    # the changelog partition of the events that caused it. noack_take: an event is acked by
-    # the writer once its outputs are durable, never by Faust when the batch is handed out.
+    # the changelog partition of the events that caused it. noack: the writer acks a slice's
+    # offsets once its outputs are durable, never Faust when the batch is handed out.
     @app.agent(transactions, isolated_partitions=True)
     async def score(stream: Any) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
-            if not await admit_or_seek(txn_guard, events):
-                continue
+        async for event in stream.noack().events():
             app.in_flight += 1
             try:
-                await score_batch(ctx, stream, events)
+                await running.scorer.score(event.value)
             except Exception as exc:
                 _fatal("scoring", exc)
                 raise
@@ -152,94 +200,111 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
 
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
-        # Up to a second per batch: each batch costs an insert and a lookup on the store
-        # connection the scoring writer needs too, and outcomes are not latency-critical.
-        async for events in stream.noack_take(1000, within=OUTCOME_BATCH_WITHIN_S):
-            if not await admit_or_seek(outcome_guard, events):
-                continue
+        async for event in stream.noack().events():
             app.in_flight += 1
             try:
-                await learn_batch(ctx, events)
+                await parts.outcomes.process(event.value)
             except Exception as exc:
                 _fatal("learning", exc)
                 raise
             finally:
                 app.in_flight -= 1
-            # Acked once a learner checkpoint covers them (checkpoint_learners below): an
-            # outcome committed but learned only in memory would be lost by a crash.
-            ctx.held_outcomes.hold(stream, events)
-
-    ctx.writer = app.writer = BatchWriter(
-        ctx, TXN_COLUMNS, max_rows=settings.store_max_pending_rows
-    )
+            # Acked once a learner checkpoint covers it: an outcome committed but learned only
+            # in memory would be lost by a crash.
+            parts.held.hold(event.value)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types it sync
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:
-        for guard in (txn_guard, outcome_guard):
-            guard.forget({tp.partition for tp in revoked if tp.topic == guard.topic})
-        ctx.held_outcomes.forget(
-            {tp.partition for tp in revoked if tp.topic == outcome_guard.topic}
-        )
+        parts.held.forget({tp.partition for tp in revoked if tp.topic == outcomes.get_topic_name()})
 
     @app.task
     async def write() -> None:
         try:
-            await ctx.writer.run()
+            await running.writer.run()
         except Exception as exc:
             _fatal("writing", exc)
             raise
 
+
+def _timers(app: DrainingApp, settings: Settings, running: Running, parts: WorkerParts) -> None:
+    usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
+    status = StatusCache(parts, running)
+    register_views(app, parts, running, status)
+
+    def saved(covered: dict[int, int] | None) -> None:
+        if covered is None:  # the learning thread failed
+            _fatal("learning thread", parts.learning.failed or RuntimeError("stopped"))
+            return
+        consumer = fastpath.consumer_of(app)
+        release(parts.held, covered, consumer.ack_batch, consumer.assignment)
+
+    def request_checkpoint() -> None:
+        join = parts.label_join
+        parts.learning.request_checkpoint(
+            CheckpointRequest(
+                covered=dict(parts.outcomes.covered),
+                parked=join.early.oldest(len(join.early)),
+                counters=dict(join.counters),
+                unlearned=list(join.unlearned),
+            )
+        )
+
+    async def checkpoint_now() -> None:
+        """The final checkpoint of a graceful stop: every outcome learned is covered and
+        acked before the last commit, so a planned restart re-reads none of them."""
+        request_checkpoint()
+        published = parts.learning.published
+        while published.saved_covered != parts.outcomes.covered:
+            await asyncio.sleep(0.05)
+        consumer = fastpath.consumer_of(app)
+        release(parts.held, published.saved_covered, consumer.ack_batch, consumer.assignment)
+
+    app.on_drained = checkpoint_now
+
+    @app.task
+    async def start_learning() -> None:
+        parts.learning.start(asyncio.get_running_loop(), saved)
+
     @app.timer(interval=settings.merchant_risk_refresh_s)
     async def refresh_merchant_risk() -> None:
-        await refresh_merchant_risk_now(ctx)
+        await refresh_merchant_risk_now(parts)
 
     @app.timer(interval=1.0)
     async def mark_rate() -> None:
-        ctx.stats.mark()
+        parts.stats.mark()
+        status.refresh()
 
-    usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
-
-    # Inference cost to streamlearn.model_usage (once a minute by default).
     @app.timer(interval=settings.usage_flush_s)
     async def write_usage() -> None:
-        await flush_usage(ctx, usage)
+        await flush_usage(parts.sink, parts.stats, usage)
 
-    # Online learning: drift events every few seconds, metrics each minute, checkpoints.
     @app.timer(interval=DRIFT_INTERVAL_S)
     async def write_drift() -> None:
-        await flush_drift(ctx)
+        await parts.drift.flush(parts.learning.take_drift())
 
     @app.timer(interval=METRICS_INTERVAL_S)
     async def write_online_metrics() -> None:
-        await flush_online_metrics(ctx, usage.worker)
+        snapshot = parts.learning.published.status.get("online_metrics", {})
+        await flush_online_metrics(parts.sink, snapshot, usage.worker)
 
     @app.timer(interval=settings.learner_checkpoint_s)
     async def checkpoint_learners() -> None:
-        await save_checkpoint_now(ctx)
-        online = ctx.online
-        # Without a checkpoint file (none configured) nothing could ever cover them: ack all.
-        await release(
-            ctx.held_outcomes,
-            online.saved_covered if online.checkpoint_path is not None else online.covered,
-            app.consumer.assignment,
-        )
+        request_checkpoint()
 
     @app.timer(interval=min(PARKED_INTERVAL_S, settings.early_outcome_wait_s))
     async def sweep_parked_outcomes() -> None:
-        await resolve_parked(ctx)
-
-    register_views(app, ctx)
-    return app
+        await parts.outcomes.resolve_parked()
 
 
-async def refresh_merchant_risk_now(ctx: WorkerContext) -> None:
+async def refresh_merchant_risk_now(parts: WorkerParts) -> None:
+    store = parts.sink.reads.store
     try:
-        _, rows = await ctx.sink.call(ctx.store.query_rows, REFRESH_SQL)
+        _, rows = await parts.sink.reads.call(store.query_rows, REFRESH_SQL)
     except StoreUnavailable as exc:
         # Store outage: keep serving the last rates; the next refresh tries again.
         log.warning("merchant fraud rates not refreshed: %s", exc)
         return
-    ctx.merchant_risk.replace(rows)
+    parts.merchant_risk.replace(rows)
 
 
 def _fatal(stage: str, exc: BaseException) -> None:

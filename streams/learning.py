@@ -1,283 +1,232 @@
-"""One micro-batch of outcomes: store them, then learn from the features logged at scoring time."""
+"""Online learning on its own thread: the scoring path hands work over and never waits.
+
+The learning thread owns the LearnerSet. The event loop enqueues scored batches (`observe`),
+joined outcomes (`learn`) and checkpoint requests, in order; the thread applies them and
+publishes what the loop reads: a fresh `ScoringSnapshot` every `snapshot_s` seconds or
+`snapshot_labels` labels, a status dict, drift events, and which outcome offsets a written
+checkpoint covers. A checkpoint is taken between two commands, so it holds exactly the
+learning of every command enqueued before its request (and the loop-side parked outcomes the
+request carries): the offsets it covers were all learned by the learners it saves.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import logging
+import queue
+import threading
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from streamlearn.domain.features import FEATURE_NAMES
-from streamlearn.foundation.dead_letters import DeadLetter
-from streamlearn.foundation.errors import InvalidRecord
-from streamlearn.foundation.store import batch_token
-from streamlearn.schemas import SchemaError
-from streamlearn.streams.context import WorkerContext
-from streamlearn.streams.pending import Parked, Scored, pack_scored
-from streamlearn.streams.validate import check_outcome
+import numpy as np
 
-OUTCOME_COLUMNS = (
-    "transaction_id",
-    "is_fraud",
-    "event_time",
-    "received_at",
-    "source_partition",
-    "source_offset",
-)
-UNLEARNED_COLUMNS = (
-    "transaction_id",
-    "is_fraud",
-    "outcome_time",
-    "transaction_time",
-    "reason",
-    "source_partition",
-    "source_offset",
-)
-EXPIRED = "expired"  # known more than label_horizon_days after its transaction
-UNKNOWN = "unknown"  # its transaction was not scored within early_outcome_wait_s
-RESOLVE_MAX = 5000  # parked outcomes looked up in the store per sweep
-DAY_MS = 86_400_000
-LEARN_SLICE = 50
-# Outcomes may come weeks after the transaction: their own event time may be older than
-# a transaction's allowed age, and never more than a clock-skew ahead.
-OUTCOME_MAX_AGE_DAYS = 800
+from streamlearn.learners import checkpoint
+from streamlearn.learners.drift import DriftEvent
+from streamlearn.learners.learner_set import LEARNED, LearnerSet, ScoringSnapshot
+from streamlearn.streams.label_join import Example
+from streamlearn.streams.merchant_risk import MerchantRisk
 
-LOOKUP_SQL = """
-SELECT transaction_id, merchant_id, toUnixTimestamp64Milli(event_time) AS event_ms,
-       arrayMap(n -> features[n], {names:Array(String)}) AS vector,
-       scores, score
-FROM streamlearn.transactions
-WHERE transaction_id IN {ids:Array(String)}
-LIMIT 1 BY transaction_id
-"""
+log = logging.getLogger(__name__)
+CHECKPOINT_LEARNED_IDS = 200_000  # learned ids a checkpoint carries (repeats after a restart)
+BACKLOG_MAX = 20_000  # labels enqueued and not learned before the outcomes agent waits
 
 
-async def learn_batch(ctx: WorkerContext, events: list[Any]) -> None:
-    """Store every valid outcome; learn once per transaction from what was served for it."""
-    settings = ctx.settings
-    now_ms = int(time.time() * 1000)
-    received = dt.datetime.now(dt.UTC)
-    rows: list[list[Any]] = []
-    outcomes: list[tuple[dict[str, Any], int, int]] = []
-    for event in events:
-        msg = event.message
+@dataclass(slots=True)
+class CheckpointRequest:
+    """What the loop side adds to a checkpoint, as it stood when the request was made."""
+
+    covered: dict[int, int]  # outcome partition -> last offset whose work is enqueued
+    parked: list[tuple[str, Any]]
+    counters: dict[str, int]
+    unlearned: list[list[Any]]
+
+
+@dataclass
+class Published:
+    """What the learning thread publishes for the loop (each read is one reference)."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    drift: list[tuple[DriftEvent, str]] = field(default_factory=list)
+    saved_covered: dict[int, int] = field(default_factory=dict)
+    checkpoints: int = 0
+    checkpoint_s: float = 0.0
+    observations_skipped: int = 0
+
+
+class LearningThread:
+    """Owns a LearnerSet on one thread; every method here is called from the event loop."""
+
+    def __init__(
+        self,
+        learners: LearnerSet,
+        merchant_risk: MerchantRisk,
+        *,
+        checkpoint_path: Path | None,
+        key: bytes,
+        snapshot_s: float = 1.0,
+        snapshot_labels: int = 200,
+        status_s: float = 2.0,
+    ) -> None:
+        self.learners = learners
+        self.merchant_risk = merchant_risk
+        self.checkpoint_path = checkpoint_path
+        self.key = key
+        self.snapshot_s = snapshot_s
+        self.snapshot_labels = snapshot_labels
+        self.status_s = status_s
+        self.snapshot: ScoringSnapshot = learners.snapshot()
+        self.lr_name = learners.lr_name
+        self.published = Published()
+        self.backlog = 0  # labels enqueued, not yet learned
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_saved: Callable[[dict[int, int] | None], Any] | None = None
+        self._thread: threading.Thread | None = None
+        self.failed: BaseException | None = None
+
+    # -- the loop's side ------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop, on_saved: Callable[..., Any]) -> None:
+        self._loop, self._on_saved = loop, on_saved
+        self._thread = threading.Thread(target=self._run, name="learning", daemon=True)
+        self._thread.start()
+
+    def observe(
+        self,
+        matrix: np.ndarray,
+        served: np.ndarray,
+        source: str,
+        time_ms: int,
+        version: str,
+        release: Mapping[str, Any] | None,
+    ) -> None:
+        """A scored batch, for unsupervised learning and drift (skipped if learning lags far
+        behind: observing is sampling, a skipped batch loses no label)."""
+        if self.backlog > BACKLOG_MAX:
+            self.published.observations_skipped += 1
+            return
+        self._queue.put(("observe", (matrix, served, source, time_ms, version, release)))
+
+    def learn_nowait(self, examples: list[Example]) -> None:
+        with self._lock:
+            self.backlog += len(examples)
+        self._queue.put(("learn", examples))
+
+    async def learn(self, examples: list[Example]) -> None:
+        """Enqueue outcomes to learn; waits while the thread is BACKLOG_MAX labels behind."""
+        while self.backlog > BACKLOG_MAX:
+            self._room.clear()
+            await self._room.wait()
+        self.learn_nowait(examples)
+
+    def request_checkpoint(self, request: CheckpointRequest) -> None:
+        self._queue.put(("checkpoint", request))
+
+    def take_drift(self) -> list[tuple[DriftEvent, str]]:
+        with self._lock:
+            events, self.published.drift = self.published.drift, []
+        return events
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what is enqueued (a final checkpoint request included), then stop."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(("stop", None))
+            self._thread.join(timeout)
+
+    # -- the thread's side ----------------------------------------------------------------
+    def _run(self) -> None:
         try:
-            outcome = ctx.outcome_serde.decode(msg.value)
-            check_outcome(
-                outcome, now_ms, OUTCOME_MAX_AGE_DAYS * DAY_MS, settings.max_event_future_s * 1000
-            )
-        except (SchemaError, InvalidRecord) as exc:
-            stage = "decode" if isinstance(exc, SchemaError) else "validate"
-            ctx.dlq.send(
-                DeadLetter(
-                    msg.topic, msg.partition, msg.offset, stage, str(exc), msg.key, msg.value
-                )
-            )
-            continue
-        if ctx.online.covers(msg.partition, msg.offset):
-            ctx.online.skipped_outcomes += 1  # learned before the restored checkpoint was saved
-        else:
-            outcomes.append((outcome, msg.partition, msg.offset))
-        rows.append(
-            [
-                outcome["transaction_id"],
-                outcome["is_fraud"],
-                dt.datetime.fromtimestamp(outcome["event_time"] / 1000, dt.UTC),
-                received,
-                msg.partition,
-                msg.offset,
-            ]
-        )
-    if rows:
-        first, last = events[0].message.offset, events[-1].message.offset
-        token = batch_token(
-            "outcome", events[0].message.partition, first, last, (r[0] for r in rows)
-        )
-        await ctx.sink.insert("outcomes", rows, OUTCOME_COLUMNS, token)
-        ctx.stats.outcomes += len(rows)
-        await _learn(ctx, outcomes)
-        await flush_unlearned(ctx)
-    for event in events:  # the offsets a checkpoint taken from now on covers
-        ctx.online.mark_learned(event.message.partition, event.message.offset)
-    ctx.dlq.flush()
+            self._serve()
+        except BaseException as exc:  # a bug: the worker must stop, not score on stale learners
+            self.failed = exc
+            log.critical("learning failed: %r", exc, exc_info=exc)
+            if self._loop is not None and self._on_saved is not None:
+                self._loop.call_soon_threadsafe(self._on_saved, None)
 
+    def _serve(self) -> None:
+        labels_since = 0
+        snap_at = status_at = 0.0
+        while True:
+            try:
+                kind, payload = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                kind, payload = "", None
+            if kind == "stop":
+                return
+            if kind == "observe":
+                self.learners.observe(*payload)
+            elif kind == "learn":
+                labels_since += self._learn(payload)
+            elif kind == "checkpoint":
+                self._checkpoint(payload)
+            now = time.monotonic()
+            if labels_since >= self.snapshot_labels or (labels_since and now - snap_at > 1.0):
+                self.snapshot, labels_since, snap_at = self.learners.snapshot(), 0, now
+            elif now - snap_at > self.snapshot_s:
+                self.snapshot, snap_at = self.learners.snapshot(), now
+            if now - status_at > self.status_s:
+                self.published.status, status_at = self.learners.status(), now
+            self._publish_drift()
 
-async def _learn(ctx: WorkerContext, outcomes: list[tuple[dict[str, Any], int, int]]) -> None:
-    now_ms = int(time.time() * 1000)
-    found: dict[str, Scored] = {}
-    missing: list[str] = []
-    for outcome, _, _ in outcomes:
-        txn_id = outcome["transaction_id"]
-        if txn_id in found:
-            continue
-        scored = ctx.pending.pop(txn_id)
-        if scored is not None:
-            found[txn_id] = scored
-        else:
-            missing.append(txn_id)
-    if missing:
-        found.update(await _lookup(ctx, missing))
-        # The scoring agent may have scored some of them while the lookup ran (not yet in
-        # the store): take them from pending now, or they would be parked as early for good.
-        for txn_id in missing:
-            if txn_id not in found:
-                scored = ctx.pending.pop(txn_id)
-                if scored is not None:
-                    found[txn_id] = scored
-
-    for i, (outcome, partition, offset) in enumerate(outcomes):
-        if i % LEARN_SLICE == LEARN_SLICE - 1:
-            # Learning shares the event loop with scoring: let waiting batches be scored.
-            await asyncio.sleep(0)
-        _learn_or_park(ctx, found, outcome, partition, offset, now_ms)
-        # Covered as soon as it is in the learners' state: a checkpoint taken while this loop
-        # yields then covers exactly what its learners hold, so after a crash the rest of the
-        # batch is redelivered and learned, and the first part is skipped as a replay.
-        ctx.online.mark_learned(partition, offset)
-
-
-def _learn_or_park(
-    ctx: WorkerContext,
-    found: dict[str, Scored],
-    outcome: dict[str, Any],
-    partition: int,
-    offset: int,
-    now_ms: int,
-) -> None:
-    txn_id = outcome["transaction_id"]
-    is_fraud = bool(outcome["is_fraud"])
-    if _repeat(ctx, txn_id, is_fraud):
-        return
-    # The transaction may have been scored since the lookup (scoring runs while this
-    # loop yields): take it from pending before parking the outcome as early.
-    scored = found.get(txn_id) or ctx.pending.pop(txn_id)
-    if scored is None:
-        parked = Parked(is_fraud, outcome["event_time"], now_ms, partition, offset)
-        pushed_out = ctx.early.put(txn_id, parked)
-        ctx.stats.early_outcomes += 1
-        if pushed_out is not None:
-            _unlearned(ctx, pushed_out[0], pushed_out[1], None, UNKNOWN)
-        return
-    learn_one(ctx, txn_id, scored, is_fraud, outcome["event_time"], partition, offset, now_ms)
-
-
-def _repeat(ctx: WorkerContext, txn_id: str, is_fraud: bool) -> bool:
-    """Learned once already: a repeat is counted, a contradiction too; neither relearns."""
-    previous = ctx.learned.get(txn_id)
-    if previous is None:
-        return False
-    if previous == is_fraud:
-        ctx.stats.duplicate_outcomes += 1
-    else:
-        ctx.stats.conflicting_outcomes += 1
-    return True
-
-
-def learn_one(
-    ctx: WorkerContext,
-    txn_id: str,
-    scored: Scored,
-    is_fraud: bool,
-    outcome_ms: int,
-    partition: int,
-    offset: int,
-    now_ms: int,
-) -> bool:
-    """Learn one outcome from what was served for its transaction, unless it is past the label
-    horizon (then it is recorded as expired). True if learned."""
-    if outcome_ms - scored.event_time > ctx.settings.label_horizon_days * DAY_MS:
-        parked = Parked(is_fraud, outcome_ms, now_ms, partition, offset)
-        _unlearned(ctx, txn_id, parked, scored.event_time, EXPIRED)
-        return False
-    ctx.online.learn(scored.features, scored.scores, is_fraud, now_ms)
-    ctx.scorecard.update(is_fraud, scored.scores, scored.event_time)
-    ctx.merchant_risk.add(scored.merchant_id, outcome_ms, is_fraud)
-    ctx.learned.put(txn_id, is_fraud)
-    ctx.stats.learned += 1
-    return True
-
-
-def learn_parked(ctx: WorkerContext, txn_id: str, scored: Scored, now_ms: int) -> None:
-    """The transaction of a parked outcome is scored (or found in the store): learn it now."""
-    parked = ctx.early.pop(txn_id)
-    if parked is None or _repeat(ctx, txn_id, parked.is_fraud):
-        return
-    learn_one(
-        ctx,
-        txn_id,
-        scored,
-        parked.is_fraud,
-        parked.outcome_ms,
-        parked.partition,
-        parked.offset,
-        now_ms,
-    )
-
-
-def _unlearned(
-    ctx: WorkerContext, txn_id: str, parked: Parked, txn_ms: int | None, reason: str
-) -> None:
-    if reason == EXPIRED:
-        ctx.stats.expired_outcomes += 1
-    else:
-        ctx.stats.unknown_outcomes += 1
-    ctx.unlearned.append(
-        [
-            txn_id,
-            parked.is_fraud,
-            _utc(parked.outcome_ms),
-            None if txn_ms is None else _utc(txn_ms),
-            reason,
-            parked.partition,
-            parked.offset,
-        ]
-    )
-
-
-async def resolve_parked(ctx: WorkerContext) -> int:
-    """Outcomes still waiting for their transaction: learn those whose transaction is now in
-    the store (scored by another worker, or before a crash), give up on those that waited
-    longer than early_outcome_wait_s (recorded as unknown); store the unlearned rows."""
-    parked = ctx.early.oldest(RESOLVE_MAX)
-    if parked:
-        found = await _lookup(ctx, [txn_id for txn_id, _ in parked])
+    def _learn(self, examples: list[Example]) -> int:
+        learned = 0
+        learn, add = self.learners.learn, self.merchant_risk.add
         now_ms = int(time.time() * 1000)
-        wait_ms = ctx.settings.early_outcome_wait_s * 1000
-        for txn_id, p in parked:
-            if ctx.early.get(txn_id) is not p:
-                continue  # learned by scoring while the lookup ran
-            scored = found.get(txn_id)
-            if scored is not None:
-                learn_parked(ctx, txn_id, scored, now_ms)
-            elif now_ms - p.parked_ms > wait_ms:
-                ctx.early.pop(txn_id)
-                _unlearned(ctx, txn_id, p, None, UNKNOWN)
-    return await flush_unlearned(ctx)
+        for e in examples:
+            if learn(e.txn_id, e.features, e.scores, e.is_fraud, now_ms, e.event_ms) == LEARNED:
+                add(e.merchant_id, e.outcome_ms, e.is_fraud)
+                learned += 1
+        with self._lock:
+            self.backlog -= len(examples)
+            room = self.backlog <= BACKLOG_MAX // 2
+        if room and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._room.set)
+        return learned
+
+    def _publish_drift(self) -> None:
+        events = self.learners.take_drift()
+        if events:
+            with self._lock:
+                self.published.drift.extend(events)
+
+    def _checkpoint(self, request: CheckpointRequest) -> None:
+        if self.checkpoint_path is None or not request.covered:
+            return
+        t0 = time.perf_counter()
+        state = {
+            **self.learners.state(),
+            "learned_ids": checkpoint.pack_ids(
+                self.learners.learned.newest(CHECKPOINT_LEARNED_IDS)
+            ),
+            "parked": request.parked,
+            "loop_counters": request.counters,
+            "unlearned": request.unlearned,
+        }
+        checkpoint.save(self.checkpoint_path, state, request.covered, self.key)
+        self.published.checkpoints += 1
+        self.published.checkpoint_s = time.perf_counter() - t0
+        self.published.saved_covered = dict(request.covered)
+        if self._loop is not None and self._on_saved is not None:
+            self._loop.call_soon_threadsafe(self._on_saved, dict(request.covered))
 
 
-async def flush_unlearned(ctx: WorkerContext) -> int:
-    """Store the expired/unknown outcomes decided so far (idempotent: keyed by origin)."""
-    rows = list(ctx.unlearned)
-    if not rows:
-        return 0
-    token = batch_token(
-        "unlearned", rows[0][5], rows[0][6], rows[-1][6], (f"{r[0]}/{r[4]}/{r[6]}" for r in rows)
-    )
-    await ctx.sink.insert("unlearned_outcomes", rows, UNLEARNED_COLUMNS, token)
-    del ctx.unlearned[: len(rows)]
-    return len(rows)
-
-
-def _utc(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-
-
-async def _lookup(ctx: WorkerContext, ids: list[str]) -> dict[str, Scored]:
-    """Features and scores logged for transactions no longer held in memory."""
-    _cols, rows = await ctx.sink.read(
-        ctx.store.query_rows, LOOKUP_SQL, {"names": list(FEATURE_NAMES), "ids": ids}
-    )
-    out: dict[str, Scored] = {}
-    for txn_id, merchant, event_ms, vector, scores, score in rows:
-        out[txn_id] = pack_scored(vector, {**scores, "served": score}, merchant, int(event_ms))
-    return out
+def restore(
+    path: Path, key: bytes, learners: LearnerSet
+) -> tuple[dict[str, Any], dict[int, int]] | None:
+    """Load a checkpoint into `learners`; (the loop-side parts, covered offsets) or None."""
+    if not path.exists():
+        return None
+    try:
+        state, offsets = checkpoint.load(path, key)
+    except checkpoint.CheckpointRejected as exc:
+        log.warning("checkpoint refused: %s", exc)
+        return None
+    learned = checkpoint.unpack_ids(state.get("learned_ids", b""))
+    if not learners.restore(state, learned):
+        return None
+    return state, offsets

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-DAY_MS = 86_400_000
+from streamlearn.foundation.clock import DAY_MS
+
 LOOKBACK_DAYS = 30
 # Beta prior: a merchant with few labels sits near the overall fraud rate.
 PRIOR_RATE = 0.005
@@ -44,7 +45,9 @@ class MerchantRisk:
 
     def __init__(self) -> None:
         self._days: dict[str, dict[int, tuple[int, int]]] = {}
-        self._cache: dict[tuple[str, int], tuple[float, float]] = {}
+        # merchant -> day -> rate: an outcome invalidates its merchant's entry only (the
+        # learning thread adds outcomes while scoring reads rates: each step is one dict op).
+        self._cache: dict[str, dict[int, tuple[float, float]]] = {}
 
     def replace(self, rows: list[tuple[Any, ...]]) -> None:
         """Swap in buckets from REFRESH_SQL rows (merchant_id, day, frauds, labeled)."""
@@ -60,13 +63,13 @@ class MerchantRisk:
         buckets = self._days.setdefault(merchant, {})
         f, n = buckets.get(day, (0, 0))
         buckets[day] = (f + int(is_fraud), n + 1)
-        self._cache = {k: v for k, v in self._cache.items() if k[0] != merchant}
+        self._cache.pop(merchant, None)
 
     def rate(self, merchant: str, event_ms: int) -> tuple[float, float]:
         """(smoothed fraud rate, labeled count) over the 30 days before the event's day."""
         day = event_ms // DAY_MS
-        key = (merchant, day)
-        hit = self._cache.get(key)
+        cached = self._cache.get(merchant)
+        hit = cached.get(day) if cached is not None else None
         if hit is not None:
             return hit
         frauds = labeled = 0
@@ -77,7 +80,7 @@ class MerchantRisk:
                 frauds += f
                 labeled += n
         result = ((frauds + PRIOR_RATE * PRIOR_WEIGHT) / (labeled + PRIOR_WEIGHT), float(labeled))
-        self._cache[key] = result
+        self._cache.setdefault(merchant, {})[day] = result
         return result
 
     def __len__(self) -> int:

@@ -1,10 +1,10 @@
-"""Outcome events are acked only once a learner checkpoint covers them.
+"""Outcome batches are acked only once a learner checkpoint covers them.
 
 An outcome learned after the last checkpoint lives only in memory: if its offset were
 committed and the worker died, the restored learners would never see it again. So the
-outcomes agent holds its events after learning them, and the checkpoint timer acks those at
-or below the offsets the checkpoint it just wrote covers; after a crash, Kafka redelivers
-everything past the last checkpoint and the restored learners skip what they already hold.
+outcomes agent holds its batches after handing them to learning, and each written checkpoint
+acks those at or below the offsets it covers; after a crash, Kafka redelivers everything past
+the last checkpoint and the restored learners skip what they already hold.
 """
 
 from __future__ import annotations
@@ -13,28 +13,27 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
+from streamlearn.streams.fastpath import Batch
+
 
 class HeldOutcomes:
-    """Per partition, in offset order: (offset, stream, event) learned but not checkpointed."""
+    """Per partition, in offset order: the batches learned but not yet checkpointed."""
 
     def __init__(self) -> None:
-        self._held: dict[int, deque[tuple[int, Any, Any]]] = {}
+        self._held: dict[int, deque[Batch]] = {}
 
-    def hold(self, stream: Any, events: Iterable[Any]) -> None:
-        for event in events:
-            msg = event.message
-            self._held.setdefault(msg.partition, deque()).append((msg.offset, stream, event))
+    def hold(self, batch: Batch) -> None:
+        self._held.setdefault(batch.partition, deque()).append(batch)
 
-    def covered_by(self, offsets: Mapping[int, int]) -> list[tuple[Any, Any]]:
-        """Take out the held events at or below each partition's covered offset."""
-        out: list[tuple[Any, Any]] = []
-        for partition, queue in self._held.items():
+    def covered_by(self, offsets: Mapping[int, int]) -> list[Batch]:
+        """Take out the held batches at or below each partition's covered offset."""
+        out: list[Batch] = []
+        for partition, held in self._held.items():
             last = offsets.get(partition)
             if last is None:
                 continue
-            while queue and queue[0][0] <= last:
-                _, stream, event = queue.popleft()
-                out.append((stream, event))
+            while held and held[0].last <= last:
+                out.append(held.popleft())
         return out
 
     def forget(self, partitions: Iterable[int]) -> None:
@@ -43,23 +42,23 @@ class HeldOutcomes:
             self._held.pop(p, None)
 
     def __len__(self) -> int:
-        return sum(len(q) for q in self._held.values())
+        return sum(len(b.records) for q in self._held.values() for b in q)
 
 
-async def release(
-    held: HeldOutcomes, offsets: Mapping[int, int], assigned: Callable[[], Set[Any]] | None = None
+def release(
+    held: HeldOutcomes,
+    offsets: Mapping[int, int],
+    ack: Callable[[Batch], Any],
+    assigned: Callable[[], Set[Any]],
 ) -> int:
-    """Ack the held events a written checkpoint covers; returns how many acked.
+    """Ack the held batches a written checkpoint covers; returns how many outcomes.
 
-    assigned() gives the partitions this worker holds now: an event of a batch that was being
-    learned while its partition was revoked is dropped, its new owner reads it again.
+    A batch of a partition revoked meanwhile is dropped: its new owner reads it again.
     """
-    taken = held.covered_by(offsets)
-    current = assigned() if assigned is not None else None
+    current = assigned()
     acked = 0
-    for stream, event in taken:
-        if current is not None and event.message.tp not in current:
-            continue
-        await stream.ack(event)
-        acked += 1
+    for batch in held.covered_by(offsets):
+        if batch.tp in current:
+            ack(batch)
+            acked += len(batch.records)
     return acked

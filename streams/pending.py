@@ -1,33 +1,13 @@
-"""What was logged when a transaction was scored, kept until its outcome arrives (bounded)."""
+"""Bounded insertion-ordered maps, and the record of an outcome parked for its transaction."""
 
 from __future__ import annotations
 
-from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
-
-
-@dataclass(slots=True)
-class Scored:
-    """The exact features and scores served for one transaction."""
-
-    features: Sequence[float]
-    scores: dict[str, float]
-    merchant_id: str
-    event_time: int
-
-
-def pack_scored(
-    features: Sequence[float], scores: dict[str, float], merchant_id: str, event_time: int
-) -> Scored:
-    """A Scored whose features are packed doubles: ~270 bytes for 26 features instead of
-    ~870 as a list of floats (the pending map holds hundreds of thousands)."""
-    return Scored(array("d", features), scores, merchant_id, event_time)
 
 
 @dataclass(slots=True)

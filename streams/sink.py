@@ -1,13 +1,21 @@
-"""ClickHouse writes off the event loop, retried until the store takes them (back-pressure)."""
+"""The worker's store access: writes, its own reads and analysts' reads, each on its own
+session and thread, so none waits behind another; writes retried until the store takes them.
+
+- writes: the scoring path's rows, outcomes, metrics; retried with backoff under the same
+  dedup token, never dropped (back-pressure holds the batches un-acked meanwhile);
+- reads: the worker's own look-ups (the label join, merchant fraud rates), retried likewise;
+- analyst: SQL from `streamlearn query`, `retrain`, `status`, the report: a read-only session
+  (readonly=2, set once), one ClickHouse thread, a time limit, lower priority. A long analyst
+  query delays neither inserts nor the label join.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from tenacity import (
@@ -19,60 +27,89 @@ from tenacity import (
 )
 
 from streamlearn.foundation.errors import StoreUnavailable
+from streamlearn.foundation.store import Store
 
 log = logging.getLogger(__name__)
-
-# What clickhouse-connect reports for a server that refuses connections (fault injection).
-UNREACHABLE = (
-    "Error HTTPConnectionPool(host='clickhouse', port=8123): Max retries exceeded "
-    "(Caused by NewConnectionError: [Errno 111] Connection refused)"
-)
 # While the store stays down, one reminder in the log this often (plus the first failure).
 REMIND_EVERY_S = 30.0
+# An analyst's query runs on one ClickHouse thread, niced (os_thread_priority: the OS schedules
+# the scoring path first), for so long at most.
+ANALYST_SETTINGS = {"max_threads": 1, "os_thread_priority": 10, "max_execution_time": 300}
+
+
+class Lane:
+    """One store session and the one thread that uses it."""
+
+    def __init__(self, store: Any, name: str) -> None:
+        self.store = store
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{name}")
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, fn, *args)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.store.close()
 
 
 class StoreSink:
-    """Runs store calls on one thread; a failed insert is retried with backoff, never dropped.
+    """Writes and reads retried with backoff while the store is unavailable, on three lanes.
 
-    While the store is down the writer holds its batch un-acked (no offset is committed past
-    it) and, once `store_max_pending_rows` are waiting, the scoring agents wait in `submit`:
+    While the store is down the writer holds its slices un-acked (no offset is committed past
+    them) and, once `store_max_pending_rows` are waiting, the scoring agents wait in `submit`:
     consumption stops instead of buffering without bound, and resumes when an insert passes.
     """
 
     def __init__(
         self,
-        store: Any,
+        url: str,
         *,
         max_backoff_s: float = 10.0,
-        fault_down_file: Path | None = None,
+        open_store: Callable[..., Any] = Store,
     ) -> None:
-        self.store = store
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.url = url
+        self.writes = Lane(open_store(url), "write")
+        self.reads = Lane(open_store(url), "read")
+        self.analyst = Lane(open_store(url, readonly=True), "analyst")
         self.max_backoff_s = max_backoff_s
-        self.fault_down_file = fault_down_file
         self.down_since: float | None = None
-        self.failures = 0  # failed inserts since the worker started
+        self.failures = 0  # failed attempts since the worker started
         self.outage_retries = 0  # failed attempts in the current outage
         self.outages = 0
         self.last_error = ""
         self._reminded = 0.0
 
-    async def call(self, fn, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, fn, *args)
+    @property
+    def store(self) -> Any:
+        """The write session (migrations at start)."""
+        return self.writes.store
 
-    async def insert(
-        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str
-    ) -> None:
+    async def insert(self, table: str, rows: Any, columns: Any, token: str) -> None:
         """Return once ClickHouse has the rows; retry forever (same token) while it fails."""
-        await self._until_up(self._insert, table, rows, columns, token)
+        await self._until_up(self.writes, self.writes.store.insert, table, rows, columns, token)
 
-    async def read(self, fn, *args: Any) -> Any:
-        """A read the worker cannot go on without (the label join's look-up): retried like an
-        insert while the store is unavailable, so an outage pauses learning, never stops it."""
-        return await self._until_up(fn, *args)
+    async def insert_arrow(self, table: str, build: Callable[[], Any], token: str) -> None:
+        """Build an Arrow table on the write thread and insert it, retried like `insert`."""
+        store = self.writes.store
 
-    async def _until_up(self, fn, *args: Any) -> Any:
+        def build_and_insert() -> None:
+            store.insert_arrow(table, build(), token)
+
+        await self._until_up(self.writes, build_and_insert)
+
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A read the worker cannot go on without (the label join's look-up) on the read
+        session: retried while the store is unavailable (an outage pauses learning)."""
+        return await self._until_up(self.reads, fn, *args)
+
+    async def query_analyst(self, sql: str, parameters: Any, settings: dict[str, Any]) -> Any:
+        """An analyst's read-only query as Arrow, on its own session, limits applied."""
+        store = self.analyst.store
+        merged = {**settings, **ANALYST_SETTINGS}
+        return await self.analyst.call(lambda: store.query_arrow(sql, parameters, **merged))
+
+    async def _until_up(self, lane: Lane, fn: Callable[..., Any], *args: Any) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(StoreUnavailable),
             # 0.2 s doubling up to max_backoff_s, plus jitter so workers do not retry in step.
@@ -82,7 +119,7 @@ class StoreSink:
         )
         async for attempt in retrying:
             with attempt:
-                result = await self.call(fn, *args)
+                result = await lane.call(fn, *args)
         if self.down_since is not None:
             log.warning(
                 "store back after %.1fs and %d retries; writing resumed",
@@ -92,16 +129,6 @@ class StoreSink:
             self.down_since = None
             self.outage_retries = 0
         return result
-
-    def _insert(
-        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str
-    ) -> None:
-        if self.fault_down_file is not None and self.fault_down_file.exists():
-            raise StoreUnavailable(
-                f"insert into {table} failed: {UNREACHABLE} "
-                f"[fault injection: {self.fault_down_file} exists]"
-            )
-        self.store.insert(table, rows, columns, token)
 
     def _failed(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -139,4 +166,5 @@ class StoreSink:
         }
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True)
+        for lane in (self.writes, self.reads, self.analyst):
+            lane.close()

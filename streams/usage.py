@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from streamlearn.streams.sink import StoreSink
 from streamlearn.streams.stats import WorkerStats
 
 TABLE = "model_usage"
@@ -49,10 +50,10 @@ class UsageMeter:
         return f"usage:{self.worker}:{h.hexdigest()}"
 
 
-async def flush_usage(ctx: Any, meter: UsageMeter) -> int:
+async def flush_usage(sink: StoreSink, stats: WorkerStats, meter: UsageMeter) -> int:
     """Write the inference cost gained since the last flush; returns the rows written."""
-    rows = meter.rows(ctx.stats, dt.datetime.now(dt.UTC))
+    rows = meter.rows(stats, dt.datetime.now(dt.UTC))
     if rows:
-        await ctx.sink.insert(TABLE, rows, COLUMNS, meter.token(rows))
+        await sink.insert(TABLE, rows, COLUMNS, meter.token(rows))
         meter.commit(rows)
     return len(rows)

@@ -1,18 +1,22 @@
-"""The worker's HTTP views: /status, and store access for CLI commands while it owns chdb."""
+"""The worker's HTTP views: /status (a snapshot refreshed each second, never computed per
+request), and store access for CLI commands while it owns chdb."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.web import Request, Response, View
 
 from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.store.access import decode_rows
-from streamlearn.streams.context import WorkerContext
+
+if TYPE_CHECKING:
+    from streamlearn.streams.app import Running
+    from streamlearn.streams.parts import WorkerParts
 
 ARROW = "application/vnd.apache.arrow.stream"
 
@@ -28,43 +32,57 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def status_snapshot(ctx: WorkerContext) -> dict[str, Any]:
+def status_snapshot(parts: WorkerParts, running: Running) -> dict[str, Any]:
     """What `streamlearn status` and the demo show about a running worker."""
-    champion, shadow = ctx.champion.slots()
-    s = ctx.stats
+    champion, shadow = parts.champion.slots()
+    s = parts.stats
+    join = parts.label_join
+    learning = parts.learning
+    published = learning.published
+    learned = published.status
+    counters = learning.learners.counters  # plain ints: read across threads as they are
+    consumer = running.app.consumer
     return _clean(
         {
-            "worker": ctx.settings.worker_id,
+            "worker": parts.settings.worker_id,
             "uptime_s": time.time() - s.started_at,
             "model_version": champion.version if champion else "none",
             "shadow_version": shadow.version if shadow else None,
-            "model_swaps": ctx.champion.swaps,
-            "models_refused": [list(r) for r in ctx.champion.rejected[-5:]],
-            "transactions": s.transactions,
+            "model_swaps": parts.champion.swaps,
+            "models_refused": [list(r) for r in parts.champion.rejected[-5:]],
+            "transactions": running.writer.transactions,
             "predictions": s.predictions,
             "events_per_s": s.rate(),
             "latency": s.latency(),
             "batch_ms_p50": sorted(s.process_ms)[len(s.process_ms) // 2] if s.process_ms else None,
-            "dead_letters": dict(ctx.dlq.counts),
+            "fetched_batches": getattr(consumer, "batches_delivered", 0),
+            "dead_letters": dict(parts.dlq.counts),
             "outcomes": s.outcomes,
-            "learned": s.learned,
-            "early_outcomes": s.early_outcomes,
-            "duplicate_outcomes": s.duplicate_outcomes,
-            "conflicting_outcomes": s.conflicting_outcomes,
-            "expired_outcomes": s.expired_outcomes,
-            "unknown_outcomes": s.unknown_outcomes,
-            "parked_outcomes": len(ctx.early),
-            "outcomes_awaiting_checkpoint": len(ctx.held_outcomes),
+            "learned": counters["learned"],
+            "duplicate_outcomes": counters["duplicate"],
+            "conflicting_outcomes": counters["conflicting"],
+            **join.counters,
+            "parked_outcomes": len(join.early),
+            "outcomes_awaiting_checkpoint": len(parts.held),
+            "learning_backlog": learning.backlog,
+            "observations_skipped": published.observations_skipped,
             "replayed_transactions": s.replayed_transactions,
-            "offset_holes_reread": sum(g.holes for g in ctx.offset_guards),
-            "pending_transactions": len(ctx.pending),
-            "pending_evicted": ctx.pending.evicted,
-            "merchants_with_labels": len(ctx.merchant_risk),
-            **ctx.sink.status(),
-            "store_pending_rows": ctx.writer.pending_rows if ctx.writer else 0,
-            "scoring_blocked": ctx.writer.blocked if ctx.writer else 0,
-            "online_metrics": ctx.scorecard.snapshot(max_age_s=1.0),
-            **(ctx.online.status() if ctx.online is not None else {}),
+            "pending_transactions": len(join.pending),
+            "pending_evicted": join.pending.evicted,
+            "merchants_with_labels": len(parts.merchant_risk),
+            **parts.sink.status(),
+            "store_pending_rows": running.writer.pending_rows,
+            "scoring_blocked": running.writer.blocked,
+            "slices_dropped_revoked": running.writer.dropped_revoked,
+            **learned,
+            "checkpoint": {
+                "restored": parts.restored,
+                "covered_offsets": {str(p): o for p, o in parts.outcomes.covered.items()},
+                "saved_offsets": {str(p): o for p, o in published.saved_covered.items()},
+                "skipped_outcomes": parts.outcomes.skipped,
+                "written": published.checkpoints,
+                "last_write_s": published.checkpoint_s,
+            },
             "inference": {
                 v: {"cpu_s": cpu, "predictions": s.inference_count.get(v, 0)}
                 for v, cpu in s.inference_cpu_s.items()
@@ -73,41 +91,54 @@ def status_snapshot(ctx: WorkerContext) -> dict[str, Any]:
     )
 
 
-def register_views(app: faust.App, ctx: WorkerContext) -> None:
+class StatusCache:
+    """The /status body, rebuilt once a second by a timer: a poll costs a memory copy."""
+
+    def __init__(self, parts: WorkerParts, running: Running) -> None:
+        self.parts, self.running = parts, running
+        self.body = b"{}"
+
+    def refresh(self) -> None:
+        self.body = json.dumps(status_snapshot(self.parts, self.running)).encode()
+
+
+def register_views(
+    app: faust.App, parts: WorkerParts, running: Running, status: StatusCache
+) -> None:
+    sink = parts.sink
+
     @app.page("/status/")
     class Status(View):
         async def get(self, request: Request) -> Response:
-            return self.json(status_snapshot(ctx))
+            if status.body == b"{}":
+                status.refresh()
+            return self.bytes(status.body, content_type="application/json")
 
     @app.page("/store/query/")
     class StoreQuery(View):
         async def post(self, request: Request) -> Response:
             payload = json.loads(await self.read_request_content(request))
-            settings = dict(payload.get("settings") or {})
-            if payload.get("readonly"):
-                settings["readonly"] = 1
             try:
-                table = await ctx.sink.call(
-                    lambda: ctx.store.query_arrow(
-                        payload["sql"], payload.get("parameters"), **settings
-                    )
+                table = await sink.query_analyst(
+                    payload["sql"], payload.get("parameters"), dict(payload.get("settings") or {})
                 )
             except StoreUnavailable as exc:
                 return self.text(str(exc), status=400)
             import pyarrow as pa
 
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema) as writer:
+            out = pa.BufferOutputStream()
+            with pa.ipc.new_stream(out, table.schema) as writer:
                 writer.write_table(table)
-            return self.bytes(sink.getvalue().to_pybytes(), content_type=ARROW)
+            return self.bytes(out.getvalue().to_pybytes(), content_type=ARROW)
 
     @app.page("/store/insert/")
     class StoreInsert(View):
         async def post(self, request: Request) -> Response:
             payload = json.loads(await self.read_request_content(request))
+            store = sink.writes.store
             try:
-                await ctx.sink.call(
-                    ctx.store.insert,
+                await sink.writes.call(
+                    store.insert,
                     payload["table"],
                     decode_rows(payload["rows"]),
                     payload["columns"],
@@ -121,9 +152,10 @@ def register_views(app: faust.App, ctx: WorkerContext) -> None:
     class StoreCommand(View):
         async def post(self, request: Request) -> Response:
             payload = json.loads(await self.read_request_content(request))
+            store = sink.writes.store
             try:
-                result = await ctx.sink.call(
-                    ctx.store.command, payload["sql"], payload.get("settings")
+                result = await sink.writes.call(
+                    store.command, payload["sql"], payload.get("settings")
                 )
             except StoreUnavailable as exc:
                 return self.text(str(exc), status=400)

@@ -1,10 +1,13 @@
-"""Makes scored batches durable off the scoring path, then acks their events.
+"""Makes scored slices durable off the scoring path, then acks their offsets.
 
-The scoring actor publishes predictions and hands its rows here; the writer coalesces what
-every partition handed it into one ClickHouse insert, writes the feature-state changelog,
-and only then acks the events, so Faust commits an offset only once everything the event
-produced is durable. A bounded backlog makes the actors wait (back-pressure) when the store
-is slow or down.
+The scoring actor publishes predictions and hands each slice here without waiting. The
+writer coalesces what every partition handed it into one Arrow insert, waits until Kafka has
+acknowledged the slices' predictions and dead letters, writes each changed card/merchant
+state to the table's changelog under the partition of the events that changed it, and only
+then acks the slices' offset ranges: Faust commits an offset only once everything its event
+produced is durable. A slice whose partition was revoked meanwhile is dropped unwritten (its
+new owner reads it again), so a former owner never files stale state after the new one.
+A bounded backlog makes the actors wait (back-pressure) when the store is slow or down.
 """
 
 from __future__ import annotations
@@ -12,34 +15,54 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Set
+from dataclasses import dataclass
 from typing import Any
 
+from streamlearn.domain.features import CardState, MerchantState
+from streamlearn.foundation.deliveries import Deliveries, TrackedProducer
 from streamlearn.foundation.store import batch_token
+from streamlearn.streams.fastpath import Batch
+from streamlearn.streams.rows import ScoredRows, to_arrow
+from streamlearn.streams.sink import StoreSink
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ScoredBatch:
-    """One actor's batch: its rows, its state changes and the events to ack once durable."""
+@dataclass(slots=True)
+class ScoredSlice:
+    """One actor's slice: its rows, its state changes, and what must be acked before it."""
 
-    stream: Any
-    events: list[Any]
-    partition: int
-    rows: list[list[Any]]
-    dirty: dict[str, tuple[int, list[Any]]]
-    txn_ids: list[str] = field(default_factory=list)
+    batch: Batch
+    rows: ScoredRows | None
+    changes: dict[str, CardState | MerchantState]
+    deliveries: Deliveries  # its predictions and dead letters
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows) if self.rows is not None else 0
 
 
 class BatchWriter:
-    """One background task; a batch's events are acked after its rows and state are durable."""
+    """One background task; a slice's offsets are acked after its outputs are durable."""
 
-    def __init__(self, ctx: Any, columns: tuple[str, ...], max_rows: int = 20_000) -> None:
-        self.ctx = ctx
-        self.columns = columns
+    def __init__(
+        self,
+        sink: StoreSink,
+        changelog: TrackedProducer,
+        *,
+        changelog_topic: Callable[[], str],
+        ack: Callable[[Batch], Any],
+        assigned: Callable[[], Set[Any]],
+        max_rows: int = 20_000,
+    ) -> None:
+        self.sink = sink
+        self.changelog = changelog
+        self.changelog_topic = changelog_topic
+        self.ack = ack
+        self.assigned = assigned
         self.max_rows = max_rows
-        self._queue: list[ScoredBatch] = []
+        self._queue: list[ScoredSlice] = []
         self._rows = 0
         self._ready = asyncio.Event()
         self._space = asyncio.Event()
@@ -47,11 +70,13 @@ class BatchWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self.inserts = 0
+        self.transactions = 0
+        self.dropped_revoked = 0
         self.blocked = 0  # actors waiting for room: consumption is paused
 
     @property
     def pending_rows(self) -> int:
-        """Rows handed over and not yet durable (bounded by max_rows plus one batch)."""
+        """Rows handed over and not yet durable (bounded by max_rows plus one slice)."""
         return self._rows
 
     @property
@@ -59,7 +84,7 @@ class BatchWriter:
         """Everything submitted so far is durable and acked."""
         return self._idle.is_set()
 
-    async def submit(self, batch: ScoredBatch) -> None:
+    async def submit(self, item: ScoredSlice) -> None:
         if self._rows >= self.max_rows:
             self.blocked += 1
             try:
@@ -68,14 +93,10 @@ class BatchWriter:
                     await self._space.wait()
             finally:
                 self.blocked -= 1
-        self._queue.append(batch)
-        self._rows += len(batch.rows)
+        self._queue.append(item)
+        self._rows += item.n_rows
         self._idle.clear()
         self._ready.set()
-
-    async def drain(self) -> None:
-        """Wait until everything submitted so far is durable and acked."""
-        await self._idle.wait()
 
     async def run(self) -> None:
         while True:
@@ -83,60 +104,64 @@ class BatchWriter:
             self._ready.clear()
             if not self._queue:
                 continue
-            batches, self._queue = self._queue, []
-            await self._write(batches)
-            self._rows -= sum(len(b.rows) for b in batches)
+            items, self._queue = self._queue, []
+            await self._write(items)
+            self._rows -= sum(i.n_rows for i in items)
             self._space.set()
             if not self._queue:
                 self._idle.set()
 
-    async def _write(self, batches: list[ScoredBatch]) -> None:
-        ctx = self.ctx
-        rows = [row for b in batches for row in b.rows]
-        if rows:
-            # A retry of this same insert is skipped by ClickHouse; a replay after a crash
-            # groups differently and is collapsed by ReplacingMergeTree (query with FINAL).
-            token = batch_token(
-                "txn",
-                batches[0].partition,
-                min(b.events[0].message.offset for b in batches),
-                max(b.events[-1].message.offset for b in batches),
-                (t for b in batches for t in b.txn_ids),
-            )
-            await ctx.sink.insert("transactions", rows, self.columns, token)
-        dirty: dict[str, tuple[int, list[Any]]] = {}
-        for b in batches:
-            dirty.update(b.dirty)
-        if dirty:
-            await self._write_changelog(dirty)
-        for b in batches:
-            for event in b.events:
-                await b.stream.ack(event)
+    def _owned(self, items: list[ScoredSlice]) -> list[ScoredSlice]:
+        assigned = self.assigned()
+        owned = [i for i in items if i.batch.tp in assigned]
+        if len(owned) < len(items):
+            self.dropped_revoked += len(items) - len(owned)
+            log.info("%d slice(s) of revoked partitions dropped", len(items) - len(owned))
+        return owned
+
+    async def _write(self, items: list[ScoredSlice]) -> None:
+        items = self._owned(items)
+        if not items:
+            return
+        parts = [i.rows for i in items if i.rows is not None]
+        # Predictions and dead letters acknowledged, rows in ClickHouse: both before the state.
+        waits = [i.deliveries.done for i in items]
+        if parts:
+            waits.append(asyncio.ensure_future(self._insert(parts)))
+        await asyncio.gather(*waits)
+        items = self._owned(items)  # revoked while the insert ran: the new owner redoes them
+        await self._write_changelog(items)
+        for i in items:
+            self.ack(i.batch)
         self.inserts += 1
-        ctx.stats.transactions += len(rows)
+        self.transactions += sum(i.n_rows for i in items)
 
-    async def _write_changelog(self, dirty: dict[str, tuple[int, list[Any]]]) -> None:
+    async def _insert(self, parts: list[ScoredRows]) -> None:
+        # A retry of this same insert is skipped by ClickHouse (same token); a replay after a
+        # crash groups differently and is collapsed by ReplacingMergeTree (query with FINAL).
+        token = batch_token(
+            "txn",
+            parts[0].partition,
+            min(p.offsets[0] for p in parts),
+            max(p.offsets[-1] for p in parts),
+            (t for p in parts for t in p.txn_ids),
+        )
+        await self.sink.insert_arrow("transactions", lambda: to_arrow(parts), token)
+
+    async def _write_changelog(self, items: list[ScoredSlice]) -> None:
         """Each key's latest state, filed under the partition of the events that changed it."""
-        ctx = self.ctx
-        topic = ctx.table.changelog_topic.get_topic_name()
-        produce = ctx.producer.produce
+        latest: dict[str, tuple[int, CardState | MerchantState]] = {}
+        for i in items:
+            for key, value in i.changes.items():
+                latest[key] = (i.batch.partition, value)
+        if not latest:
+            return
+        deliveries = Deliveries(asyncio.get_running_loop())
+        topic = self.changelog_topic()
         dumps = json.dumps
-        for key, (partition, value) in dirty.items():
-            data = dumps(value, separators=(",", ":")).encode()
-            while True:
-                try:
-                    produce(topic, key=dumps(key).encode(), value=data, partition=partition)
-                    break
-                except BufferError:
-                    ctx.producer.poll(0.05)
-        await flush(ctx)
-
-
-async def flush(ctx: Any) -> None:
-    """Wait until every produced message is acknowledged; raise if any was refused."""
-    loop = asyncio.get_running_loop()
-    remaining = await loop.run_in_executor(None, ctx.producer.flush, 60)
-    if remaining or ctx.delivery_errors:
-        errors = ctx.delivery_errors[:3]
-        ctx.delivery_errors.clear()
-        raise RuntimeError(f"Kafka delivery failed ({remaining} pending): {errors}")
+        send = self.changelog.send
+        for key, (partition, value) in latest.items():
+            data = dumps(value.to_json(), separators=(",", ":")).encode()
+            send(topic, data, deliveries, key=dumps(key).encode(), partition=partition)
+        deliveries.seal(len(latest))
+        await deliveries.done

@@ -9,7 +9,8 @@ features of an event describe the history *before* it; the event is then added t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 WINDOWS: tuple[tuple[str, float], ...] = (
@@ -22,6 +23,7 @@ _TAUS = tuple(tau for _, tau in WINDOWS)
 _NW = len(WINDOWS)
 CHANNELS = {"pos": 0.0, "ecom": 1.0, "atm": 2.0, "moto": 3.0}
 RECENT_MERCHANTS = 16
+REPLAY_MEMORY = 8  # transaction ids per card remembered to spot an upstream resend
 NO_PREVIOUS_S = 90 * 86_400.0
 # Exponential moving average weight of the card's usual amount (about the last 20 payments).
 USUAL_ALPHA = 0.05
@@ -48,20 +50,72 @@ FEATURE_NAMES: tuple[str, ...] = (
 FEATURE_VERSION = "v1"
 
 
-def new_card_state() -> list[Any]:
-    """[last_t, counts x4, sums x4, usual_amount, total, recent merchants, applied ids].
+@dataclass(frozen=True, slots=True)
+class CardState:
+    """What a card's history is reduced to; each event makes a new one (the old one may still
+    be on its way to the changelog, which must hold only state whose outputs are durable)."""
 
-    The worker appends [partition, offset] of the last event applied, to spot Kafka replays.
-    """
-    return [None, [0.0] * _NW, [0.0] * _NW, None, 0, [], []]
+    last_t: float | None = None
+    counts: tuple[float, ...] = (0.0,) * _NW  # decayed, per window
+    sums: tuple[float, ...] = (0.0,) * _NW
+    usual: float | None = None  # moving average of its amounts
+    total: int = 0
+    recent: tuple[str, ...] = ()  # its last RECENT_MERCHANTS merchants
+    applied: tuple[str, ...] = ()  # its last transaction ids (a resend is not counted twice)
+    partition: int = -1  # of the last event applied (a Kafka replay is not counted twice)
+    offset: int = -1
+
+    def already_applied(self, partition: int, offset: int, txn: Mapping[str, Any]) -> bool:
+        """A Kafka replay (at or below the last offset applied from this partition) or an
+        upstream resend (a transaction id among its last REPLAY_MEMORY)."""
+        if partition == self.partition and offset <= self.offset:
+            return True
+        return txn["transaction_id"] in self.applied
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.last_t,
+            list(self.counts),
+            list(self.sums),
+            self.usual,
+            self.total,
+            list(self.recent),
+            list(self.applied),
+            [self.partition, self.offset],
+        ]
+
+    @classmethod
+    def from_json(cls, v: Sequence[Any]) -> CardState:
+        """From its changelog form (a list; without the last event's origin before v1.1)."""
+        origin = v[7] if len(v) > 7 else (-1, -1)
+        return cls(
+            v[0], tuple(v[1]), tuple(v[2]), v[3], int(v[4]), tuple(v[5]), tuple(v[6]), *origin
+        )
 
 
-def new_merchant_state() -> list[Any]:
-    """[last_t, counts x4, sums x4]."""
-    return [None, [0.0] * _NW, [0.0] * _NW]
+@dataclass(frozen=True, slots=True)
+class MerchantState:
+    """A merchant's decayed counts and amount sums (per partition that sees it)."""
+
+    last_t: float | None = None
+    counts: tuple[float, ...] = (0.0,) * _NW
+    sums: tuple[float, ...] = (0.0,) * _NW
+
+    def to_json(self) -> list[Any]:
+        return [self.last_t, list(self.counts), list(self.sums)]
+
+    @classmethod
+    def from_json(cls, v: Sequence[Any]) -> MerchantState:
+        return cls(v[0], tuple(v[1]), tuple(v[2]))
 
 
-def _decayed(last_t: float | None, counts: list[float], sums: list[float], t: float):
+NEW_CARD = CardState()
+NEW_MERCHANT = MerchantState()
+
+
+def _decayed(
+    last_t: float | None, counts: Sequence[float], sums: Sequence[float], t: float
+) -> tuple[float, list[float], list[float]]:
     """Counts and sums decayed to time max(t, last_t); returns (ref_t, counts, sums)."""
     if last_t is None:
         return t, list(counts), list(sums)
@@ -91,26 +145,27 @@ def _add(ref: float, counts: list[float], sums: list[float], t: float, amount: f
 
 
 def compute(
-    txn: dict[str, Any],
-    card: list[Any] | None,
-    merchant: list[Any] | None,
+    txn: Mapping[str, Any],
+    card: CardState | None,
+    merchant: MerchantState | None,
     merchant_fraud: tuple[float, float] = (0.0, 0.0),
-) -> tuple[list[float], list[Any], list[Any]]:
+    origin: tuple[int, int] = (-1, -1),
+) -> tuple[list[float], CardState, MerchantState]:
     """Features of one transaction, and the card and merchant states after it.
 
     merchant_fraud is (smoothed fraud rate, labeled count) from outcomes known before the
-    transaction's event time (see streams.merchant_risk).
+    transaction's event time (see streams.merchant_risk); origin is the (partition, offset)
+    it was read from, remembered by the card to recognise a replay.
     """
-    card = card or new_card_state()
-    merchant = merchant or new_merchant_state()
+    card = card or NEW_CARD
+    merchant = merchant or NEW_MERCHANT
     t = float(txn["event_time"])
     amount = float(txn["amount"])
     merchant_id = txn["merchant_id"]
 
-    c_last, c_counts, c_sums, usual, total, recent, applied = card[:7]
-    c_ref, c_counts, c_sums = _decayed(c_last, c_counts, c_sums, t)
-    m_last, m_counts, m_sums = merchant
-    m_ref, m_counts, m_sums = _decayed(m_last, m_counts, m_sums, t)
+    c_last, usual, recent = card.last_t, card.usual, card.recent
+    c_ref, c_counts, c_sums = _decayed(c_last, card.counts, card.sums, t)
+    m_ref, m_counts, m_sums = _decayed(merchant.last_t, merchant.counts, merchant.sums, t)
 
     since = (t - c_last) / 1000.0 if c_last is not None and t >= c_last else None
     card_mean = c_sums[3] / c_counts[3] if c_counts[3] > 1e-9 else amount
@@ -128,7 +183,7 @@ def compute(
         math.log1p(since if since is not None else NO_PREVIOUS_S),
         amount / (usual + 1.0) if usual is not None else 1.0,
         0.0 if merchant_id in recent else 1.0,
-        float(min(total, 10_000)),
+        float(min(card.total, 10_000)),
         *m_counts,
         merch_mean,
         amount / (merch_mean + 1.0),
@@ -140,11 +195,18 @@ def compute(
     _add(m_ref, m_counts, m_sums, t, amount)
     usual = amount if usual is None else usual + USUAL_ALPHA * (amount - usual)
     if merchant_id in recent:
-        recent = [m for m in recent if m != merchant_id]
-    recent = [*recent[-(RECENT_MERCHANTS - 1) :], merchant_id]
-    new_card = [c_ref, c_counts, c_sums, usual, total + 1, recent, applied]
-    new_merchant = [m_ref, m_counts, m_sums]
-    return features, new_card, new_merchant
+        recent = tuple(m for m in recent if m != merchant_id)
+    new_card = CardState(
+        c_ref,
+        tuple(c_counts),
+        tuple(c_sums),
+        usual,
+        card.total + 1,
+        (*recent[-(RECENT_MERCHANTS - 1) :], merchant_id),
+        (*card.applied[-(REPLAY_MEMORY - 1) :], txn["transaction_id"]),
+        *origin,
+    )
+    return features, new_card, MerchantState(m_ref, tuple(m_counts), tuple(m_sums))
 
 
 def as_dict(values: Sequence[float]) -> dict[str, float]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Producer
 
+from streamlearn.foundation.deliveries import Deliveries, TrackedProducer
 from streamlearn.foundation.kafka import confluent_config
 from streamlearn.foundation.settings import Settings
 
@@ -38,14 +39,18 @@ class DeadLetterWriter:
 
     def __post_init__(self) -> None:
         self.topic = self.settings.topic("dead-letters")
-        self._producer = Producer(
+        self._tracked = TrackedProducer(
             confluent_config(
                 self.settings,
                 **{"enable.idempotence": True, "linger.ms": 5, "message.max.bytes": 16_000_000},
-            )
+            ),
+            "dead-letters",
         )
+        self._producer = self._tracked.producer
 
-    def send(self, letter: DeadLetter) -> None:
+    def send(self, letter: DeadLetter, deliveries: Deliveries | None = None) -> None:
+        """Produce one dead letter; with `deliveries`, its acknowledgement is counted there
+        (the batch it came from is acked once its dead letters are durable too)."""
         headers: list[tuple[str, str | bytes | None]] = [
             ("error", letter.error.encode("utf-8", "replace")[:2000]),
             ("stage", letter.stage.encode()),
@@ -71,12 +76,11 @@ class DeadLetterWriter:
                     key=letter.key,
                     value=letter.value,
                     headers=headers,
-                    on_delivery=self._on_delivery,
+                    on_delivery=self._on_delivery if deliveries is None else deliveries.report,
                 )
                 break
             except BufferError:
                 self._producer.poll(0.1)
-        self._producer.poll(0)
 
     def _on_delivery(self, err, _msg) -> None:
         if err is not None:
@@ -91,6 +95,9 @@ class DeadLetterWriter:
             raise RuntimeError(
                 f"dead-letter delivery failed ({remaining} pending): {'; '.join(errors[:3])}"
             )
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._tracked.close(timeout)
 
     @property
     def total(self) -> int:

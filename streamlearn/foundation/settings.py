@@ -90,11 +90,6 @@ class Settings(BaseSettings):
     shutdown_drain_s: float = Field(
         30.0, ge=0, description="On SIGTERM, seconds to finish and commit in-flight batches."
     )
-    fault_store_down_file: Path | None = Field(
-        None,
-        description="Fault injection for tests: while this file exists, every store insert "
-        "fails as if ClickHouse were unreachable.",
-    )
 
     # Training
     label_maturity_days: float = Field(

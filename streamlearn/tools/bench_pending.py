@@ -18,7 +18,8 @@ import uuid
 import numpy as np
 
 from streamlearn.domain.features import FEATURE_NAMES
-from streamlearn.streams.pending import BoundedMap, Scored, pack_scored
+from streamlearn.streams.label_join import Logged, logged_entry
+from streamlearn.streams.pending import BoundedMap
 
 SCORERS = ("river_lr", "river_hst", "blend", "lightgbm", "served")
 
@@ -31,25 +32,22 @@ def rss_bytes() -> int:
 def fill(n: int, seed: int = 3) -> dict[str, float]:
     """Fill a pending map with n entries; the RSS it added, per entry too."""
     rng = np.random.default_rng(seed)
-    pending: BoundedMap[Scored] = BoundedMap(n)
+    pending: BoundedMap[Logged] = BoundedMap(n)
     chunk = 50_000
     before = rss_bytes()
     t0 = time.perf_counter()
     for start in range(0, n, chunk):
         size = min(chunk, n - start)
-        features = rng.lognormal(1.0, 1.0, size=(size, len(FEATURE_NAMES))).tolist()
+        features = rng.lognormal(1.0, 1.0, size=(size, len(FEATURE_NAMES)))
         scores = rng.random(size=(size, len(SCORERS))).tolist()
         for i in range(size):
             # Fresh string objects, as decoding each message makes them.
-            pending.put(
-                f"txn-{uuid.uuid4().hex}",
-                pack_scored(
-                    features[i],
-                    dict(zip(SCORERS, scores[i], strict=True)),
-                    f"merchant-{(start + i) % 5000:06d}",
-                    1_700_000_000_000 + start + i,
-                ),
-            )
+            txn = {
+                "merchant_id": f"merchant-{(start + i) % 5000:06d}",
+                "event_time": 1_700_000_000_000 + start + i,
+            }
+            scored = dict(zip(SCORERS, scores[i], strict=True))
+            pending.put(f"txn-{uuid.uuid4().hex}", logged_entry(features[i], scored, txn))
     seconds = time.perf_counter() - t0
     added = rss_bytes() - before
     return {

@@ -20,11 +20,18 @@ class WorkerProcess:
     """`streamlearn worker` in a child process with the given settings."""
 
     def __init__(
-        self, settings: Settings, log_path: Path, *, extra_env: dict[str, str] | None = None
+        self,
+        settings: Settings,
+        log_path: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ):
         self.settings = settings
         self.log_path = log_path
         self.extra_env = extra_env or {}
+        # The tests run the worker with a store test double: python -m tests.chaos.faulty_worker
+        self.command = command or ["-m", "streamlearn", "worker"]
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90.0) -> WorkerProcess:
@@ -32,7 +39,7 @@ class WorkerProcess:
         env = {**os.environ, **settings_env(self.settings), **self.extra_env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlearn", "worker"],
+            [sys.executable, *self.command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -56,8 +56,10 @@ def transactions(n: int, seed: int, cards: int = 800) -> list[dict[str, Any]]:
     return shift_to(batch, int(time.time() * 1000) - 1000)
 
 
-def worker(settings: Settings, log: Path) -> WorkerProcess:
-    return WorkerProcess(settings, log, extra_env=FAST_GROUP_ENV)
+def worker(settings: Settings, log: Path, *, store_down: Path | None = None) -> WorkerProcess:
+    """A worker process; with store_down, its store inserts fail while that file exists."""
+    command = ["-m", "tests.chaos.faulty_worker", str(store_down)] if store_down else None
+    return WorkerProcess(settings, log, extra_env=FAST_GROUP_ENV, command=command)
 
 
 class PacedProducer(threading.Thread):

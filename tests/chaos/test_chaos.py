@@ -162,22 +162,20 @@ def test_sigterm_mid_stream_then_restart(settings: Settings, tmp_path: Path) -> 
 
 @pytest.mark.timeout(scaled(200, 900))
 def test_store_unavailable_pauses_then_resumes(settings: Settings, tmp_path: Path) -> None:
-    """ClickHouse refuses every insert for a while (fault injection: the worker's
-    STREAMLEARN_FAULT_STORE_DOWN_FILE exists): the worker reports the outage, holds its
+    """ClickHouse refuses every insert for a while (fault injection: a store test double
+    fails while a file exists): the worker reports the outage, holds its
     batches un-acked, stops consuming once its bounded backlog is full, and catches up
     with nothing lost or doubled once the store is back."""
     n, outages = scaled(3000, 20_000), scaled(1, 3)
     batch, pending = 50, 300
     down = tmp_path / "store-down"
-    s = settings.with_overrides(
-        fault_store_down_file=down, store_max_pending_rows=pending, batch_size=batch
-    )
+    s = settings.with_overrides(store_max_pending_rows=pending, batch_size=batch)
     # Scored but not stored at most: the writer's backlog, plus one batch per blocked actor.
     bound = pending + (s.partitions + 1) * batch
     txns = transactions(n, seed=505)
     started = time.monotonic()
     log = tmp_path / "worker.log"
-    proc = worker(s, log).start()
+    proc = worker(s, log, store_down=down).start()
     producer = PacedProducer(s, txns, rate_per_s=n / (outages * 14.0 + 6.0))
     producer.start()
     try:

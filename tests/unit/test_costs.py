@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -44,13 +43,13 @@ class FakeSink:
 
 
 def test_flush_usage_inserts_then_counts_as_written():
-    ctx = SimpleNamespace(stats=WorkerStats(), sink=FakeSink())
+    stats, sink = WorkerStats(), FakeSink()
     meter = UsageMeter("w1")
-    assert asyncio.run(flush_usage(ctx, meter)) == 0
-    ctx.stats.record_inference("v1", 0.5, 10)
-    assert asyncio.run(flush_usage(ctx, meter)) == 1
-    assert asyncio.run(flush_usage(ctx, meter)) == 0
-    table, rows, columns, _ = ctx.sink.inserts[0]
+    assert asyncio.run(flush_usage(sink, stats, meter)) == 0  # type: ignore[arg-type]
+    stats.record_inference("v1", 0.5, 10)
+    assert asyncio.run(flush_usage(sink, stats, meter)) == 1  # type: ignore[arg-type]
+    assert asyncio.run(flush_usage(sink, stats, meter)) == 0  # type: ignore[arg-type]
+    table, rows, columns, _ = sink.inserts[0]
     assert (table, columns) == (TABLE, COLUMNS) and rows[0][2:] == ["v1", 10, 0.5]
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.store import DATABASE, Store, batch_token, redact_url
-from streamlearn.streams.learning import OUTCOME_COLUMNS
-from streamlearn.streams.scoring import TXN_COLUMNS
+from streamlearn.foundation.store.tables import TRANSACTION_COLUMN_NAMES as TXN_COLUMNS
+from streamlearn.streams.outcomes import OUTCOME_COLUMNS
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -242,7 +242,7 @@ def test_an_old_online_metrics_table_gains_the_new_columns(store: Store) -> None
     import math
 
     from streamlearn.learners.metrics import Scorecard
-    from streamlearn.streams.online import METRIC_COLUMNS, metric_rows
+    from streamlearn.streams.monitoring import METRIC_COLUMNS, metric_rows
 
     store.command(f"DROP TABLE IF EXISTS {DATABASE}.online_metrics")
     store.command(
@@ -255,7 +255,7 @@ def test_an_old_online_metrics_table_gains_the_new_columns(store: Store) -> None
     card = Scorecard()
     card.update(True, {"served": 0.9}, 0)
     card.update(False, {"served": 0.2}, 0)
-    store.insert("online_metrics", metric_rows(card, "w1", T0), METRIC_COLUMNS)
+    store.insert("online_metrics", metric_rows(card.snapshot(), "w1", T0), METRIC_COLUMNS)
     _, rows = store.query_rows(
         f"SELECT worker, ap, p_at_k_day, alerts_per_day FROM {DATABASE}.online_metrics "
         "ORDER BY worker"

@@ -11,8 +11,8 @@ import pytest
 from streamlearn.batch_retrain.training_set import build_training_set
 from streamlearn.foundation.errors import NotEnoughData
 from streamlearn.foundation.store import Store
-from streamlearn.streams.learning import OUTCOME_COLUMNS
-from streamlearn.streams.scoring import TXN_COLUMNS
+from streamlearn.foundation.store.tables import TRANSACTION_COLUMN_NAMES as TXN_COLUMNS
+from streamlearn.streams.outcomes import OUTCOME_COLUMNS
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=10)

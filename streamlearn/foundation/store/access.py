@@ -73,9 +73,13 @@ def open_store(settings: Settings, *, readonly: bool = False) -> Store | RemoteS
         info = running_worker(settings)
         if info is not None:
             return RemoteStore(f"http://127.0.0.1:{info['port']}", readonly=readonly)
-    store = Store(settings.store_url, readonly=readonly)
+    store = Store(settings.store_url)
     store.migrate()
-    return store
+    if not readonly:
+        return store
+    # A read-only session of its own: the migration above needed one that may write.
+    store.close()
+    return Store(settings.store_url, readonly=True)
 
 
 def _encode(value: Any) -> Any:

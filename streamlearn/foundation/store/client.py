@@ -19,7 +19,15 @@ from streamlearn.foundation.store.urls import redact_url
 
 
 class Store:
-    """A thread-safe handle on the ClickHouse client (chdb or server)."""
+    """A thread-safe handle on one ClickHouse session (chdb) or client (server).
+
+    A read-only store is read-only for good: on chdb its session is put in readonly=2 once
+    (writes refused, query settings allowed, `readonly` itself cannot be changed back), never
+    per query; clickhouse-connect applies per-query settings on chdb as `SET` and a later
+    `SET readonly=DEFAULT`, which ClickHouse refuses in read-only mode, so a per-query
+    readonly=1 left the session read-only and made every later insert on it fail. Reads and
+    writes of a worker use separate Store objects (separate sessions).
+    """
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         import clickhouse_connect
@@ -44,10 +52,16 @@ class Store:
                 "(check STREAMLEARN_CLICKHOUSE_URL)"
             ) from exc
         self.readonly = readonly
+        if readonly and self.embedded:
+            self.command("SET readonly = 2")
 
     def _query_settings(self, settings: dict[str, Any]) -> dict[str, Any] | None:
-        """A read-only handle's queries run with readonly=1: ClickHouse refuses any write."""
-        return {**settings, "readonly": 1} if self.readonly else settings or None
+        """On a server a read-only handle sends readonly=2 with each query (a URL parameter,
+        not a session SET); on chdb the session already is read-only."""
+        settings = {k: v for k, v in settings.items() if k != "readonly"}
+        if self.readonly and not self.embedded:
+            settings["readonly"] = 2
+        return settings or None
 
     def migrate(self) -> None:
         """Create the database, tables and views if missing (idempotent)."""
@@ -107,6 +121,17 @@ class Store:
                 self.client.insert(
                     f"{DATABASE}.{table}", rows, column_names=list(columns), settings=settings
                 )
+            except Exception as exc:
+                raise StoreUnavailable(f"insert into {table} failed: {_one_line(exc)}") from exc
+
+    def insert_arrow(self, table: str, data: Any, token: str | None = None) -> None:
+        """Insert an Arrow table (columnar: no per-row Python encoding, no DESCRIBE first)."""
+        if data.num_rows == 0:
+            return
+        settings = {"insert_deduplication_token": token} if token else None
+        with self._lock:
+            try:
+                self.client.insert_arrow(f"{DATABASE}.{table}", data, settings=settings)
             except Exception as exc:
                 raise StoreUnavailable(f"insert into {table} failed: {_one_line(exc)}") from exc
 

@@ -2,40 +2,91 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
 DATABASE = "streamlearn"
 DEDUP = "non_replicated_deduplication_window = 10000"
+UTC_MS = pa.timestamp("ms", tz="UTC")
+SCORES = pa.map_(pa.string(), pa.float64())
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column: its ClickHouse type in the DDL and the Arrow type rows are inserted as."""
+
+    name: str
+    type: str
+    arrow: pa.DataType
+
+
+# The scoring path's table: its DDL and its Arrow inserts come from this one list.
+TRANSACTION_COLUMNS: tuple[Column, ...] = (
+    Column("transaction_id", "String", pa.string()),
+    Column("event_time", "DateTime64(3, 'UTC')", UTC_MS),
+    Column("card_id", "String", pa.string()),
+    Column("merchant_id", "String", pa.string()),
+    Column("amount", "Float64", pa.float64()),
+    Column("currency", "LowCardinality(String)", pa.string()),
+    Column("country", "LowCardinality(Nullable(String))", pa.string()),
+    Column("merchant_category", "LowCardinality(Nullable(String))", pa.string()),
+    Column("channel", "LowCardinality(Nullable(String))", pa.string()),
+    Column("device_id", "Nullable(String)", pa.string()),
+    Column("feature_version", "LowCardinality(String)", pa.string()),
+    Column("features", "Map(LowCardinality(String), Float64)", SCORES),
+    Column("score", "Float64", pa.float64()),
+    Column("lightgbm_score", "Nullable(Float64)", pa.float64()),
+    Column("river_score", "Nullable(Float64)", pa.float64()),
+    Column("scores", "Map(LowCardinality(String), Float64)", SCORES),
+    Column("model_version", "LowCardinality(String)", pa.string()),
+    Column("shadow_version", "LowCardinality(Nullable(String))", pa.string()),
+    Column("scored_at", "DateTime64(3, 'UTC')", UTC_MS),
+    Column("source_partition", "UInt16", pa.uint16()),
+    Column("source_offset", "UInt64", pa.uint64()),
+)
+
+TRANSACTION_COLUMN_NAMES = tuple(c.name for c in TRANSACTION_COLUMNS)
+
+
+def create_table(
+    name: str, columns: Sequence[Column], *, indexes: Sequence[str], engine: str, tail: str
+) -> str:
+    """CREATE TABLE IF NOT EXISTS for a column list."""
+    body = ",\n        ".join([*(f"{c.name} {c.type}" for c in columns), *indexes])
+    return (
+        f"CREATE TABLE IF NOT EXISTS {DATABASE}.{name} (\n        {body}\n    ) "
+        f"ENGINE = {engine}\n    {tail}"
+    )
+
+
+def arrow_table(columns: Sequence[Column], data: Mapping[str, Any]) -> pa.Table:
+    """Rows for `columns` as an Arrow table (data: column name -> sequence or Arrow array)."""
+    arrays = [
+        v if isinstance(v, pa.Array) else pa.array(v, type=c.arrow)
+        for c in columns
+        for v in (data[c.name],)
+    ]
+    return pa.Table.from_arrays(arrays, schema=pa.schema([(c.name, c.arrow) for c in columns]))
+
 
 DDL: tuple[str, ...] = (
     f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
     # One row per scored transaction: the event, the exact feature vector used, every score.
-    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.transactions (
-        transaction_id String,
-        event_time DateTime64(3, 'UTC'),
-        card_id String,
-        merchant_id String,
-        amount Float64,
-        currency LowCardinality(String),
-        country LowCardinality(Nullable(String)),
-        merchant_category LowCardinality(Nullable(String)),
-        channel LowCardinality(Nullable(String)),
-        device_id Nullable(String),
-        feature_version LowCardinality(String),
-        features Map(LowCardinality(String), Float64),
-        score Float64,
-        lightgbm_score Nullable(Float64),
-        river_score Nullable(Float64),
-        scores Map(LowCardinality(String), Float64),
-        model_version LowCardinality(String),
-        shadow_version LowCardinality(Nullable(String)),
-        scored_at DateTime64(3, 'UTC'),
-        source_partition UInt16,
-        source_offset UInt64,
-        INDEX idx_txn transaction_id TYPE bloom_filter GRANULARITY 4,
-        INDEX idx_model model_version TYPE set(256) GRANULARITY 4
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(event_time)
+    create_table(
+        "transactions",
+        TRANSACTION_COLUMNS,
+        indexes=(
+            "INDEX idx_txn transaction_id TYPE bloom_filter GRANULARITY 4",
+            "INDEX idx_model model_version TYPE set(256) GRANULARITY 4",
+        ),
+        engine="ReplacingMergeTree",
+        tail=f"""PARTITION BY toYYYYMM(event_time)
     ORDER BY (toDate(event_time), card_id, event_time, transaction_id)
     SETTINGS {DEDUP}""",
+    ),
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.predictions (
         transaction_id String,
         event_time DateTime64(3, 'UTC'),

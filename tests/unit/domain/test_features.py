@@ -16,10 +16,10 @@ from streamlearn.domain.features import (
     FEATURE_NAMES,
     NO_PREVIOUS_S,
     RECENT_MERCHANTS,
+    CardState,
+    MerchantState,
     as_dict,
     compute,
-    new_card_state,
-    new_merchant_state,
 )
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a Thursday
@@ -27,16 +27,25 @@ HOUR = 3_600_000
 DAY = 24 * HOUR
 
 
+_IDS = iter(range(10**9))
+
+
 def txn(t: int, amount: float = 10.0, merchant: str = "m1", **extra: Any) -> dict[str, Any]:
-    return {"event_time": t, "amount": amount, "merchant_id": merchant, **extra}
+    return {
+        "transaction_id": f"t{next(_IDS)}",
+        "event_time": t,
+        "amount": amount,
+        "merchant_id": merchant,
+        **extra,
+    }
 
 
 def run(
     events: list[dict[str, Any]],
-) -> tuple[list[list[float]], list[Any], dict[str, list[Any]]]:
+) -> tuple[list[list[float]], CardState, dict[str, MerchantState]]:
     """One card's events in the given order; merchants keyed by id, as the worker keeps them."""
-    card: list[Any] | None = None
-    merchants: dict[str, list[Any]] = {}
+    card: CardState | None = None
+    merchants: dict[str, MerchantState] = {}
     vectors = []
     for event in events:
         vec, card, merchants[event["merchant_id"]] = compute(
@@ -114,13 +123,13 @@ def test_second_transaction_one_hour_later_sees_decayed_windows() -> None:
 def test_simultaneous_events_count_undecayed() -> None:
     vectors, card, _ = run([txn(T0), txn(T0), txn(T0)])
     assert as_dict(vectors[2])["card_count_1h"] == 2.0
-    assert card[1] == [3.0] * 4 and card[0] == T0
+    assert card.counts == (3.0,) * 4 and card.last_t == T0
 
 
 def test_late_event_does_not_move_last_t_backwards() -> None:
     _, card, merchants = run([txn(T0 + 2 * HOUR), txn(T0 + HOUR)])
-    assert card[0] == T0 + 2 * HOUR
-    assert merchants["m1"][0] == T0 + 2 * HOUR
+    assert card.last_t == T0 + 2 * HOUR
+    assert merchants["m1"].last_t == T0 + 2 * HOUR
 
 
 def test_late_event_sees_the_state_at_the_newest_time_and_is_added_decayed() -> None:
@@ -130,9 +139,9 @@ def test_late_event_sees_the_state_at_the_newest_time_and_is_added_decayed() -> 
     assert f["card_log_seconds_since_prev"] == pytest.approx(math.log1p(NO_PREVIOUS_S))
     # Once both are in, the aggregates equal those of the in-order sequence.
     _, sorted_card, _ = run([txn(T0 + HOUR, 3.0), txn(T0 + 2 * HOUR, 7.0)])
-    assert late_card[0] == sorted_card[0]
-    assert late_card[1] == pytest.approx(sorted_card[1], rel=1e-12)
-    assert late_card[2] == pytest.approx(sorted_card[2], rel=1e-12)
+    assert late_card.last_t == sorted_card.last_t
+    assert late_card.counts == pytest.approx(sorted_card.counts, rel=1e-12)
+    assert late_card.sums == pytest.approx(sorted_card.sums, rel=1e-12)
 
 
 @settings(max_examples=100, deadline=None)
@@ -152,18 +161,18 @@ def test_aggregates_do_not_depend_on_arrival_order(
     rnd.shuffle(shuffled)
     _, c1, m1 = run(ordered)
     _, c2, m2 = run(shuffled)
-    assert c1[0] == c2[0] == T0 + max(t for t, _ in events)
-    for i in (1, 2):
-        assert c2[i] == pytest.approx(c1[i], rel=1e-9, abs=1e-9)
-        assert m2["m1"][i] == pytest.approx(m1["m1"][i], rel=1e-9, abs=1e-9)
-    assert c1[4] == c2[4] == len(events)
+    assert c1.last_t == c2.last_t == T0 + max(t for t, _ in events)
+    for name in ("counts", "sums"):
+        assert getattr(c2, name) == pytest.approx(getattr(c1, name), rel=1e-9, abs=1e-9)
+        assert getattr(m2["m1"], name) == pytest.approx(getattr(m1["m1"], name), rel=1e-9, abs=1e-9)
+    assert c1.total == c2.total == len(events)
 
 
 def test_card_new_merchant_tracks_the_recent_merchants() -> None:
     events = [txn(T0 + i * 60_000, merchant=m) for i, m in enumerate(["a", "b", "a", "c"])]
     vectors, card, _ = run(events)
     assert [as_dict(v)["card_new_merchant"] for v in vectors] == [1.0, 1.0, 0.0, 1.0]
-    assert card[5] == ["b", "a", "c"]  # most recent last, no duplicates
+    assert card.recent == ("b", "a", "c")  # most recent last, no duplicates
 
 
 def test_a_merchant_is_new_again_once_it_leaves_the_recent_list() -> None:
@@ -171,7 +180,7 @@ def test_a_merchant_is_new_again_once_it_leaves_the_recent_list() -> None:
     names = ["a", *others, "a"]
     vectors, card, _ = run([txn(T0 + i * 60_000, merchant=m) for i, m in enumerate(names)])
     assert as_dict(vectors[-1])["card_new_merchant"] == 1.0
-    assert len(card[5]) == RECENT_MERCHANTS
+    assert len(card.recent) == RECENT_MERCHANTS
     names = ["a", *others[:-1], "a"]
     vectors, _, _ = run([txn(T0 + i * 60_000, merchant=m) for i, m in enumerate(names)])
     assert as_dict(vectors[-1])["card_new_merchant"] == 0.0
@@ -193,8 +202,8 @@ def test_merchant_state_is_independent_per_key() -> None:
     assert all(quiet[f"merchant_count_{w}"] == 0.0 for w in ("1h", "1d", "7d", "30d"))
     assert quiet["merchant_amount_mean_30d"] == 1.0
     assert quiet["card_count_1h"] == pytest.approx(2.0, rel=1e-6)  # the card saw both
-    assert merchants["busy"][1][0] == pytest.approx(2.0, rel=1e-6)
-    assert merchants["quiet"][1] == [1.0] * 4
+    assert merchants["busy"].counts[0] == pytest.approx(2.0, rel=1e-6)
+    assert merchants["quiet"].counts == (1.0,) * 4
 
 
 def test_merchant_fraud_rate_is_passed_through() -> None:
@@ -211,9 +220,8 @@ def test_compute_does_not_mutate_the_states_it_is_given() -> None:
 
 
 def test_fresh_states_are_empty() -> None:
-    assert new_card_state() == [None, [0.0] * 4, [0.0] * 4, None, 0, [], []]
-    assert new_merchant_state() == [None, [0.0] * 4, [0.0] * 4]
-    assert new_card_state()[1] is not new_card_state()[1]
+    assert CardState().to_json() == [None, [0.0] * 4, [0.0] * 4, None, 0, [], [], [-1, -1]]
+    assert MerchantState().to_json() == [None, [0.0] * 4, [0.0] * 4]
 
 
 def test_replay_from_fresh_state_gives_identical_vectors() -> None:
@@ -243,7 +251,11 @@ def test_state_survives_a_json_round_trip() -> None:
     head, tail = events[:25], events[25:]
     full, _, _ = run(events)
     _, card, merchants = run(head)
-    card, merchants = json.loads(json.dumps(card)), json.loads(json.dumps(merchants))
+    card = CardState.from_json(json.loads(json.dumps(card.to_json())))
+    merchants = {
+        k: MerchantState.from_json(json.loads(json.dumps(m.to_json())))
+        for k, m in merchants.items()
+    }
     rest = []
     for e in tail:
         vec, card, merchants[e["merchant_id"]] = compute(e, card, merchants.get(e["merchant_id"]))

@@ -1,35 +1,23 @@
 """The store sink under an outage: inserts retried with backoff (never dropped), the outage
-reported, and writing resumed when the store is back; the fault-injection file drives it."""
+reported, and writing resumed when the store is back."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.streams.sink import StoreSink
+from tests.store_faults import ListStore
 
 
-class ListStore:
-    """Keeps inserted batches in memory (a pure unit test: no ClickHouse here)."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[str, list, str]] = []
-
-    def insert(self, table: str, rows: list, columns: Any, token: str) -> None:
-        self.batches.append((table, rows, token))
-
-
-def test_insert_waits_out_an_outage_then_lands_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    down = tmp_path / "store-down"
-    down.touch()
-    store = ListStore()
-    sink = StoreSink(store, max_backoff_s=0.05, fault_down_file=down)
+def test_insert_waits_out_an_outage_then_lands_once(caplog: pytest.LogCaptureFixture) -> None:
+    sink = StoreSink("mem://", max_backoff_s=0.05, open_store=ListStore)
+    store = sink.writes.store
+    store.down = True
 
     async def scenario() -> dict[str, Any]:
         task = asyncio.create_task(sink.insert("transactions", [[1]], ("a",), "tok-1"))
@@ -37,7 +25,7 @@ def test_insert_waits_out_an_outage_then_lands_once(
             await asyncio.sleep(0.01)
         during = sink.status()
         assert not task.done() and store.batches == []  # held, not dropped, not written
-        down.unlink()
+        store.down = False
         await asyncio.wait_for(task, 5)
         return during
 
@@ -55,19 +43,8 @@ def test_insert_waits_out_an_outage_then_lands_once(
     assert any("writing resumed" in m for m in messages)
 
 
-def test_no_fault_file_means_a_plain_insert(tmp_path: Path) -> None:
-    store = ListStore()
-    sink = StoreSink(store, fault_down_file=tmp_path / "absent")
-    asyncio.run(sink.insert("outcomes", [[2]], ("a",), "tok-2"))
-    sink.close()
-    assert store.batches == [("outcomes", [[2]], "tok-2")]
-    assert sink.status()["store_failures"] == 0
-
-
-def test_a_read_is_retried_through_an_outage(tmp_path: Path) -> None:
+def test_a_read_is_retried_through_an_outage() -> None:
     """The label join's look-up waits the outage out instead of stopping the worker."""
-    from streamlearn.foundation.errors import StoreUnavailable
-
     calls: list[int] = []
 
     def lookup(n: int) -> int:
@@ -76,9 +53,22 @@ def test_a_read_is_retried_through_an_outage(tmp_path: Path) -> None:
             raise StoreUnavailable("ClickHouse query failed: Connection refused")
         return n * 2
 
-    sink = StoreSink(ListStore(), max_backoff_s=0.01)
+    sink = StoreSink("mem://", max_backoff_s=0.01, open_store=ListStore)
     assert asyncio.run(sink.read(lookup, 21)) == 42
     sink.close()
     assert len(calls) == 3
     status = sink.status()
     assert status["store_outages"] == 1 and status["store_unavailable_since"] is None
+
+
+def test_reads_writes_and_analysts_use_separate_sessions() -> None:
+    opened: list[dict[str, Any]] = []
+
+    def open_store(url: str, **kwargs: Any) -> ListStore:
+        opened.append(kwargs)
+        return ListStore(url)
+
+    sink = StoreSink("mem://", open_store=open_store)
+    sessions = {id(sink.writes.store), id(sink.reads.store), id(sink.analyst.store)}
+    sink.close()
+    assert len(sessions) == 3 and opened == [{}, {}, {"readonly": True}]
