@@ -1,29 +1,51 @@
-"""Registering writer schemas on the compacted schemas topic, after a resolution check."""
+"""Registering writer schemas: checked, then on the compacted schemas topic and, when one is
+configured, in the schema registry under the record's `<topic>-value` subject."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from streamlearn.foundation.errors import BrokerUnavailable
-from streamlearn.foundation.kafka import confluent_config, ensure_topics
+from streamlearn.foundation.kafka import confluent_config, ensure_topics, producer_config
 from streamlearn.foundation.settings import Settings
-from streamlearn.schemas import SchemaError, Serde
-from streamlearn.schemas.serde import NAMES, schema_fingerprint
+from streamlearn.schemas.confluent import ConfluentRegistry
+from streamlearn.schemas.registry import SchemaError
+from streamlearn.schemas.serde import check_resolves, contract_name, default_registry
 
 
-def register(settings: Settings, schema: dict[str, Any]) -> str:
-    """Publish a writer schema if it resolves against the reader schema of the same name."""
-    name = schema.get("name", "")
-    short = name.rsplit(".", 1)[-1]
-    if short not in NAMES:
-        raise SchemaError(f"schema name {name!r} is not one of {', '.join(NAMES)}")
-    Serde(short).check_resolves(schema)
-    fp = schema_fingerprint(schema).hex()
+@dataclass(frozen=True)
+class Registered:
+    """Where a writer schema now lives."""
+
+    fingerprint: str
+    subject: str | None = None  # the schema registry's subject and id, if one is configured
+    schema_id: int | None = None
+
+
+def register(settings: Settings, schema: dict[str, Any]) -> Registered:
+    """Publish a writer schema if it resolves against the reader schema of the same name and
+    its fingerprint names no other schema (built-in or already on the topic)."""
+    name = contract_name(schema)
+    check_resolves(schema, name)
+    known = default_registry()
+    fp = known.add(schema).hex()  # refuses a collision with a built-in schema
     ensure_topics(settings)
-    producer = Producer(confluent_config(settings, **{"enable.idempotence": True}))
+    for _fp, other in registered(settings):
+        try:
+            if isinstance(other, dict):
+                known.add(other)
+        except SchemaError:
+            continue  # an earlier impostor on the topic: workers refuse it too
+    known.add(schema)  # refuses a collision with a schema on the topic
+    confluent = ConfluentRegistry.from_settings(settings, worker=False)
+    subject = schema_id = None
+    if confluent is not None:  # the registry checks its own compatibility rule (409 if not)
+        subject, schema_id = confluent.subject(name), confluent.register(name, schema)
+    producer = Producer(producer_config(settings, **{"enable.idempotence": True}))
     errors: list[str] = []
     producer.produce(
         settings.topic("schemas"),
@@ -33,7 +55,7 @@ def register(settings: Settings, schema: dict[str, Any]) -> str:
     )
     if producer.flush(30) or errors:
         raise BrokerUnavailable(f"could not publish the schema: {errors or 'timed out'}")
-    return fp
+    return Registered(fp, subject, schema_id)
 
 
 def registered(settings: Settings, timeout: float = 10.0) -> list[tuple[str, dict[str, Any]]]:
