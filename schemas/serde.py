@@ -136,7 +136,7 @@ class Serde:
     def encode(self, record: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
         buf.write(self._header)
-        fastavro.schemaless_writer(buf, self._parsed, record)  # type: ignore[arg-type]
+        fastavro.schemaless_writer(buf, self._parsed, record)
         return buf.getvalue()
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
@@ -184,7 +184,7 @@ class Serde:
         stream = io.BytesIO(body)
         try:
             reader = None if own else self._parsed
-            record = fastavro.schemaless_reader(stream, writer.parsed, reader)  # type: ignore[arg-type]
+            record = fastavro.schemaless_reader(stream, writer.parsed, reader)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise SchemaError(f"cannot decode {self.name}: {type(exc).__name__}: {exc}") from exc
         if stream.tell() != len(body):
