@@ -56,6 +56,8 @@ def client_config(settings: Settings, *, worker: bool = True) -> dict[str, Any]:
         conf["ssl.key.location"] = str(settings.schema_registry_ssl_keyfile)
     if worker:  # a lookup blocks the scoring loop: fail fast, the next message tries again
         conf.update({"timeout": LOOKUP_TIMEOUT_S, "max.retries": 0})
+    else:  # a command: a person waits for the answer
+        conf.update({"timeout": 10.0, "max.retries": 1})
     return conf
 
 

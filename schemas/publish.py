@@ -4,10 +4,11 @@ configured, in the schema registry under the record's `<topic>-value` subject.""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from streamlearn.foundation.errors import BrokerUnavailable
 from streamlearn.foundation.kafka import confluent_config, ensure_topics, producer_config
@@ -68,7 +69,7 @@ def registered(settings: Settings, timeout: float = 10.0) -> list[tuple[str, dic
     topic = settings.topic("schemas")
     try:
         tp = TopicPartition(topic, 0, OFFSET_BEGINNING)
-        _low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+        high = _high_watermark(consumer, tp, timeout)
         consumer.assign([tp])
         found: dict[str, dict[str, Any]] = {}
         position = 0
@@ -86,3 +87,15 @@ def registered(settings: Settings, timeout: float = 10.0) -> list[tuple[str, dic
         return sorted(found.items())
     finally:
         consumer.close()
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> int:
+    """The end offset; a topic created a moment ago may have no leader yet: wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=timeout)[1]
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"cannot read {tp.topic}: {exc.args[0].str()}") from exc
+            time.sleep(0.2)
