@@ -75,7 +75,10 @@ def default_registry(settings: Settings | None = None) -> SchemaRegistry:
         reg.add(load_schema(name), builtin=True)
     for schema in history_schemas():
         reg.add(schema, builtin=True)
-    if settings is not None:
+    if settings is not None and (
+        settings.schema_registry_url or settings.output_format != "single-object"
+    ):
+        # Only then: confluent-kafka's registry client takes ~0.7 s to import.
         from streamlearn.schemas.confluent import ConfluentRegistry
 
         reg.confluent = ConfluentRegistry.from_settings(settings)
