@@ -32,9 +32,9 @@ def register(settings: Settings, schema: dict[str, Any]) -> Registered:
     its fingerprint names no other schema (built-in or already on the topic)."""
     name = contract_name(schema)
     check_resolves(schema, name)
-    known = default_registry()
-    fp = known.add(schema).hex()  # refuses a collision with a built-in schema
+    fp = default_registry().add(schema).hex()  # a collision with a built-in: refused, offline
     ensure_topics(settings)
+    known = default_registry()
     for _fp, other in registered(settings):
         try:
             if isinstance(other, dict):

@@ -25,7 +25,7 @@ import pytest
 
 from streamlearn.foundation.kafka import ensure_topics
 from streamlearn.foundation.settings import Settings
-from streamlearn.schemas import Serde, load_schema
+from streamlearn.schemas import SchemaError, Serde, load_schema
 from streamlearn.schemas.publish import register
 from streamlearn.schemas.serde import MAGIC, schema_fingerprint
 from streamlearn.tools.processes import WorkerProcess
@@ -136,3 +136,15 @@ def test_hostile_schemas_and_unbounded_blocks(
         f"hostile schemas: {len(found)} dead letters, the slowest {slowest:.2f}s after sending; "
         f"{len(got)} predictions; worker alive; status transactions={status['transactions']}"
     )
+
+
+def test_register_refuses_a_collision_with_a_schema_already_on_the_topic(
+    settings: Settings,
+) -> None:
+    v2 = with_field("tags", {"type": "array", "items": "string"})
+    register(settings, v2)
+    forged = swapped_transaction(v2)  # collides with v2, not with any built-in
+    assert schema_fingerprint(forged) == schema_fingerprint(v2)
+    with pytest.raises(SchemaError, match=r"collision.*refused"):
+        register(settings, forged)
+    assert register(settings, v2).fingerprint == schema_fingerprint(v2).hex()  # same: fine
