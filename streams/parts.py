@@ -17,7 +17,7 @@ from typing import Any
 from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.foundation.dead_letters import DeadLetterWriter
 from streamlearn.foundation.deliveries import TrackedProducer
-from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.kafka import producer_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.learners.learner_set import LearnerSet
 from streamlearn.schemas import SchemaRegistry, Serde
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Serdes:
+    """The worker's encoders and decoders, sharing one registry of writer schemas (with the
+    Confluent schema registry behind it when one is configured)."""
+
     registry: SchemaRegistry = field(default_factory=default_registry)
 
     def __post_init__(self) -> None:
@@ -74,7 +77,7 @@ class WorkerParts:
 
 
 def producer(settings: Settings, name: str, **extra: Any) -> TrackedProducer:
-    config = confluent_config(
+    config = producer_config(
         settings,
         **{"enable.idempotence": True, "compression.type": "lz4", **extra},
     )
@@ -83,7 +86,7 @@ def producer(settings: Settings, name: str, **extra: Any) -> TrackedProducer:
 
 def build_parts(settings: Settings, sink: StoreSink) -> WorkerParts:
     """Every part, the learners restored from their checkpoint if one verifies."""
-    serdes = Serdes()
+    serdes = Serdes(default_registry(settings))
     signing = settings.model_signing_key
     learners = LearnerSet(
         settings.learners, FEATURE_NAMES, psi_threshold=settings.drift_psi_threshold
