@@ -235,6 +235,8 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
         if covered is None:  # the learning thread failed
             _fatal("learning thread", parts.learning.failed or RuntimeError("stopped"))
             return
+        # /status shows what the checkpoint covers before any of it is acked (and committed).
+        status.refresh()
         consumer = fastpath.consumer_of(app)
         release(parts.held, covered, consumer.ack_batch, consumer.assignment)
 

@@ -169,7 +169,9 @@ class LearningThread:
                 self.snapshot, labels_since, snap_at = self.learners.snapshot(), 0, now
             elif now - snap_at > self.snapshot_s:
                 self.snapshot, snap_at = self.learners.snapshot(), now
-            if now - status_at > self.status_s:
+            # Also at once when the drift reference follows a new champion.
+            moved = self.published.status.get("drift_reference") != self.learners.drift_reference
+            if now - status_at > self.status_s or (kind == "observe" and moved):
                 self.published.status, status_at = self.learners.status(), now
             self._publish_drift()
 

@@ -31,7 +31,7 @@ from streamlearn.streams.learning import LearningThread
 from streamlearn.streams.pending import Parked
 from streamlearn.streams.sink import StoreSink
 from streamlearn.streams.stats import WorkerStats
-from streamlearn.streams.validate import check_outcome
+from streamlearn.streams.validate import check_outcome, outcome_max_age_days
 
 OUTCOME_COLUMNS = (
     "transaction_id",
@@ -78,9 +78,9 @@ class Outcomes:
         self.covered: dict[int, int] = {}  # partition -> last offset whose work is enqueued
         self.restored: dict[int, int] = {}  # what the restored checkpoint covered
         self.skipped = 0  # outcomes at or below the restored checkpoint's offsets
-        # Outcomes come up to the label horizon after their transaction (and are stored as
-        # expired after it): their own event time may be that much older than a transaction's.
-        self.max_age_ms = int((settings.max_event_age_days + settings.label_horizon_days) * DAY_MS)
+        self.max_age_ms = int(
+            outcome_max_age_days(settings.max_event_age_days, settings.label_horizon_days) * DAY_MS
+        )
         self.max_future_ms = settings.max_event_future_s * 1000
 
     async def process(self, batch: Batch) -> None:

@@ -66,6 +66,7 @@ class WorkerParts:
     drift: DriftReporter
     serdes: Serdes
     restored: bool = False
+    restored_counters: dict[str, int] = field(default_factory=dict)  # as the checkpoint had them
 
     def close(self) -> None:
         """After Faust stopped: deliver what is queued, close the store sessions."""
@@ -145,6 +146,12 @@ def _restore(parts: WorkerParts, path: Path, key: bytes, learners: LearnerSet) -
     parts.outcomes.covered = dict(offsets)
     parts.learning.published.saved_covered = dict(offsets)
     parts.learning.published.status = learners.status()
+    parts.restored_counters = {
+        "learned": learners.counters["learned"],
+        "duplicate_outcomes": learners.counters["duplicate"],
+        "conflicting_outcomes": learners.counters["conflicting"],
+        **parts.label_join.counters,
+    }
     log.warning("learners restored from %s (outcomes covered: %s)", path, offsets)
     return True
 

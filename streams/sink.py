@@ -71,7 +71,7 @@ class StoreSink:
         self.url = url
         self.writes = Lane(open_store(url), "write")
         self.reads = Lane(open_store(url), "read")
-        self.analyst = Lane(open_store(url, readonly=True), "analyst")
+        self.analyst = Lane(open_store(url, readonly=True, session=ANALYST_SETTINGS), "analyst")
         self.max_backoff_s = max_backoff_s
         self.down_since: float | None = None
         self.failures = 0  # failed attempts since the worker started
@@ -103,11 +103,10 @@ class StoreSink:
         session: retried while the store is unavailable (an outage pauses learning)."""
         return await self._until_up(self.reads, fn, *args)
 
-    async def query_analyst(self, sql: str, parameters: Any, settings: dict[str, Any]) -> Any:
-        """An analyst's read-only query as Arrow, on its own session, limits applied."""
+    async def query_analyst(self, sql: str, parameters: Any) -> Any:
+        """An analyst's read-only query as Arrow, on its own session (its limits set at open)."""
         store = self.analyst.store
-        merged = {**settings, **ANALYST_SETTINGS}
-        return await self.analyst.call(lambda: store.query_arrow(sql, parameters, **merged))
+        return await self.analyst.call(lambda: store.query_arrow(sql, parameters))
 
     async def _until_up(self, lane: Lane, fn: Callable[..., Any], *args: Any) -> Any:
         retrying = AsyncRetrying(

@@ -56,3 +56,10 @@ def check_outcome(record: dict[str, Any], now_ms: int, max_age_ms: int, max_futu
     if not isinstance(record.get("is_fraud"), bool):
         raise InvalidRecord("is_fraud is not a boolean")
     _check_time(record.get("event_time"), now_ms, max_age_ms, max_future_ms, "event_time")
+
+
+def outcome_max_age_days(max_event_age_days: float, label_horizon_days: float) -> float:
+    """How old an outcome's own event time may be: outcomes come up to the label horizon after
+    their transaction (and are stored as expired after it), so that much older than a
+    transaction's allowed age."""
+    return max_event_age_days + label_horizon_days

@@ -82,6 +82,12 @@ def status_snapshot(parts: WorkerParts, running: Running) -> dict[str, Any]:
                 "skipped_outcomes": parts.outcomes.skipped,
                 "written": published.checkpoints,
                 "last_write_s": published.checkpoint_s,
+                "restored_counters": parts.restored_counters,
+                # Live ints (the published status is up to two seconds old).
+                "learned_by_learner": {
+                    m.name: getattr(m, "learned", getattr(m, "seen", None))
+                    for m in list(learning.learners.learners)
+                },
             },
             "inference": {
                 v: {"cpu_s": cpu, "predictions": s.inference_count.get(v, 0)}
@@ -119,9 +125,7 @@ def register_views(
         async def post(self, request: Request) -> Response:
             payload = json.loads(await self.read_request_content(request))
             try:
-                table = await sink.query_analyst(
-                    payload["sql"], payload.get("parameters"), dict(payload.get("settings") or {})
-                )
+                table = await sink.query_analyst(payload["sql"], payload.get("parameters"))
             except StoreUnavailable as exc:
                 return self.text(str(exc), status=400)
             import pyarrow as pa

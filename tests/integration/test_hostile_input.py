@@ -33,13 +33,16 @@ from streamlearn.foundation.kafka import ensure_topics
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import SchemaError, Serde
 from streamlearn.schemas.serde import default_registry
-from streamlearn.streams.learning import OUTCOME_MAX_AGE_DAYS
-from streamlearn.streams.validate import check_outcome, check_transaction
+from streamlearn.streams.validate import check_outcome, check_transaction, outcome_max_age_days
 from streamlearn.tools.processes import WorkerProcess
 from tests.integration.kafka_helpers import consume_all, produce, wait_until
 from tests.integration.test_pipeline import simulated, store_of
 
 DAY_MS = 86_400_000
+_DEFAULTS = Settings()
+OUTCOME_MAX_AGE_DAYS = outcome_max_age_days(
+    _DEFAULTS.max_event_age_days, _DEFAULTS.label_horizon_days
+)
 DL_HEADERS = ("error", "stage", "source_topic", "source_partition", "source_offset")
 
 # Writer schemas a hostile producer pushes onto the schemas topic without the resolution
@@ -101,7 +104,7 @@ class Oracle:
         t = now_ms()
         try:
             record = self.outcome.decode(value)
-            check_outcome(record, t, OUTCOME_MAX_AGE_DAYS * DAY_MS, 3600 * 1000)
+            check_outcome(record, t, int(OUTCOME_MAX_AGE_DAYS * DAY_MS), 3600 * 1000)
         except SchemaError:
             return "decode", None
         except InvalidRecord:

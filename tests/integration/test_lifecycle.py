@@ -147,7 +147,8 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         )
         print(f"{drift_after_first} drift events on drifted features after the first model")
         # Measured against the rows the served model trained on; the clock is not watched.
-        assert worker.status()["drift_reference"] == f"model {first.version}"
+        reference = f"model {first.version}"
+        wait_until(lambda: worker.status()["drift_reference"] == reference, timeout=15)
         calendar = store.query_rows(
             "SELECT count() FROM streamlearn.drift_events WHERE kind = 'data' "
             "AND subject IN ('hour_of_day', 'day_of_week')"
@@ -199,7 +200,8 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         live_count = sent["counts"].transactions
         assert live_count > 300
         # The promoted model's training rows are the data-drift reference from the swap on.
-        assert worker.status()["drift_reference"] == f"model {second.version}"
+        reference = f"model {second.version}"
+        wait_until(lambda: worker.status()["drift_reference"] == reference, timeout=15)
 
         total = replay.counts.transactions + live_count
         wait_until(
@@ -264,8 +266,9 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         assert registry.get(store, second.version).reason == f"rolled back to {first.version}"
         after = list(live_sim.events(now_ms(), rate_per_s=100, count=100, diurnal=False))
         Replayer(settings).publish(iter(after))
-        status = worker.wait_for("transactions", total + len(after), timeout=60)
-        assert status["drift_reference"] == f"model {first.version}"  # the rollback's, again
+        worker.wait_for("transactions", total + len(after), timeout=60)
+        reference = f"model {first.version}"  # the rollback's, again
+        wait_until(lambda: worker.status()["drift_reference"] == reference, timeout=15)
         _, rows = store.query_rows(
             "SELECT model_version, count() FROM streamlearn.transactions FINAL "
             "WHERE has({ids:Array(String)}, transaction_id) GROUP BY model_version",

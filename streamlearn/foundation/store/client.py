@@ -21,15 +21,17 @@ from streamlearn.foundation.store.urls import redact_url
 class Store:
     """A thread-safe handle on one ClickHouse session (chdb) or client (server).
 
-    A read-only store is read-only for good: on chdb its session is put in readonly=2 once
-    (writes refused, query settings allowed, `readonly` itself cannot be changed back), never
-    per query; clickhouse-connect applies per-query settings on chdb as `SET` and a later
-    `SET readonly=DEFAULT`, which ClickHouse refuses in read-only mode, so a per-query
-    readonly=1 left the session read-only and made every later insert on it fail. Reads and
-    writes of a worker use separate Store objects (separate sessions).
+    A read-only store is read-only for good: on chdb its session is put in readonly=1 once
+    (writes, settings changes and table functions refused), never per query: clickhouse-connect
+    applies per-query settings on chdb as `SET` and a later `SET readonly=DEFAULT`, which
+    ClickHouse refuses in read-only mode, so a per-query readonly=1 left the session read-only
+    and made every later insert on it fail. Reads and writes of a worker use separate Store
+    objects (separate sessions); `session` settings (limits) are set once when it opens.
     """
 
-    def __init__(self, url: str, *, readonly: bool = False) -> None:
+    def __init__(
+        self, url: str, *, readonly: bool = False, session: dict[str, Any] | None = None
+    ) -> None:
         import clickhouse_connect
 
         self.url = url
@@ -52,15 +54,23 @@ class Store:
                 "(check STREAMLEARN_CLICKHOUSE_URL)"
             ) from exc
         self.readonly = readonly
-        if readonly and self.embedded:
-            self.command("SET readonly = 2")
+        self.session = dict(session or {})
+        if self.embedded:
+            # Session settings first: once read-only, the session cannot change them.
+            for name, value in self.session.items():
+                self.command(f"SET {name} = {int(value)}")
+            if readonly:
+                self.command("SET readonly = 1")
 
     def _query_settings(self, settings: dict[str, Any]) -> dict[str, Any] | None:
-        """On a server a read-only handle sends readonly=2 with each query (a URL parameter,
-        not a session SET); on chdb the session already is read-only."""
-        settings = {k: v for k, v in settings.items() if k != "readonly"}
-        if self.readonly and not self.embedded:
-            settings["readonly"] = 2
+        """Per-query settings. On chdb a read-only session takes none (it is read-only for good
+        and its limits were set when it opened); on a server, readonly=1 and the session's
+        limits go with each query as URL parameters, never as a session SET."""
+        if self.embedded:
+            return None if self.readonly else settings or None
+        settings = {**settings, **self.session}
+        if self.readonly:
+            settings["readonly"] = 1
         return settings or None
 
     def migrate(self) -> None:
