@@ -61,7 +61,9 @@ def new_merchant_state() -> list[Any]:
     return [None, [0.0] * _NW, [0.0] * _NW]
 
 
-def _decayed(last_t: float | None, counts: list[float], sums: list[float], t: float):
+def _decayed(
+    last_t: float | None, counts: list[float], sums: list[float], t: float
+) -> tuple[float, list[float], list[float]]:
     """Counts and sums decayed to time max(t, last_t); returns (ref_t, counts, sums)."""
     if last_t is None:
         return t, list(counts), list(sums)
