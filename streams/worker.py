@@ -101,7 +101,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     assert ctx.registry is not None  # set above
     schema_feed = SchemaFeed(settings, ctx.registry)
     schema_feed.start()
-    model_feed = ModelFeed(settings, ctx.champion, ctx.dlq)
+    model_feed = ModelFeed(settings, ctx.champion, ctx.dlq, store)
     model_feed.start()
     app = build_app(settings, ctx)
     marker = worker_file(settings)

@@ -16,7 +16,7 @@ from streamlearn.batch_retrain.rollback import rollback, rollback_target
 from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
-from tests.unit.test_train import T0, fill_store
+from tests.unit.batch_retrain.test_train import T0, fill_store
 
 ANY_CHALLENGER = GateConfig(margin=-1.0, tolerances={})
 
