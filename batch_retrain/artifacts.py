@@ -9,8 +9,9 @@ release workers last served, signed rollback included.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from streamlearn.domain.release import decode_stored, encode_stored, registry_champions
 from streamlearn.foundation.clock import utc
@@ -18,14 +19,27 @@ from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import RemoteStore
 
 TABLE = "model_artifacts"
-COLUMNS = ("version", "name", "created_at", "release")
+
+
+class ArtifactRow(NamedTuple):
+    """One row of streamlearn.model_artifacts."""
+
+    version: str
+    name: str
+    created_at: dt.datetime
+    release: str  # encode_stored: Avro single-object bytes, base64
+
+
+COLUMNS = ArtifactRow._fields
 
 __all__ = ["load_release", "registry_champions", "save_release"]
 
 
 def save_release(store: Store | RemoteStore, record: Mapping[str, Any]) -> None:
     """Keep the release (a ModelRelease record) under its version, replacing an earlier one."""
-    row = [record["version"], record["name"], utc(int(record["created_at"])), encode_stored(record)]
+    row = ArtifactRow(
+        record["version"], record["name"], utc(int(record["created_at"])), encode_stored(record)
+    )
     store.insert(TABLE, [row], COLUMNS)
 
 
