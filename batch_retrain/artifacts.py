@@ -13,10 +13,12 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from streamlearn.domain.release import decode_stored, encode_stored, registry_champions
+from streamlearn.domain import release as release_format
+from streamlearn.domain.release import pack_stored, unpack_stored
 from streamlearn.foundation.clock import utc
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.schemas import Serde
 
 TABLE = "model_artifacts"
 
@@ -27,18 +29,23 @@ class ArtifactRow(NamedTuple):
     version: str
     name: str
     created_at: dt.datetime
-    release: str  # encode_stored: Avro single-object bytes, base64
+    release: str  # pack_stored: Avro single-object bytes, base64
 
 
 COLUMNS = ArtifactRow._fields
 
 __all__ = ["load_release", "registry_champions", "save_release"]
 
+SERDE = Serde("ModelRelease")
+
 
 def save_release(store: Store | RemoteStore, record: Mapping[str, Any]) -> None:
     """Keep the release (a ModelRelease record) under its version, replacing an earlier one."""
     row = ArtifactRow(
-        record["version"], record["name"], utc(int(record["created_at"])), encode_stored(record)
+        record["version"],
+        record["name"],
+        utc(int(record["created_at"])),
+        pack_stored(SERDE.encode(dict(record))),
     )
     store.insert(TABLE, [row], COLUMNS)
 
@@ -49,4 +56,10 @@ def load_release(store: Store | RemoteStore, version: str) -> dict[str, Any] | N
         f"SELECT release FROM streamlearn.{TABLE} FINAL WHERE version = {{v:String}} LIMIT 1",
         {"v": version},
     )
-    return decode_stored(rows[0][0]) if rows else None
+    return SERDE.decode(unpack_stored(rows[0][0])) if rows else None
+
+
+def registry_champions(store: Store | RemoteStore, name: str = "fraud") -> list[dict[str, Any]]:
+    """The registry's champions as last served (streamlearn.models + model_artifacts), newest
+    first, unverified."""
+    return release_format.registry_champions(store, SERDE.decode, name)

@@ -16,10 +16,13 @@ from typing import Any, NamedTuple
 import lightgbm as lgb
 import numpy as np
 
+from streamlearn.batch_retrain.artifacts import registry_champions
 from streamlearn.batch_retrain.metrics import evaluate
 from streamlearn.batch_retrain.training_set import TrainingSet
-from streamlearn.domain.release import RowReader, load_booster, registry_champions, verify_release
+from streamlearn.domain.release import load_booster, verify_release
 from streamlearn.foundation.errors import ModelRejected
+from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.schemas import SchemaError
 
 ChampionSource = Callable[[], Mapping[str, Any] | None]
@@ -47,7 +50,7 @@ class Benchmark(NamedTuple):
 
 def champion_to_beat(
     source: ChampionSource | None,
-    store: RowReader,
+    store: Store | RemoteStore,
     *,
     name: str,
     signing_key: bytes | None,

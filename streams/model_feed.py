@@ -49,7 +49,9 @@ class ModelFeed:
         self.dlq = dlq
         self.serde = Serde("ModelRelease")
         self.fallback: Callable[[], list[Release]] = (
-            (lambda: registry_champions(store, name)) if store is not None else list
+            (lambda: registry_champions(store, self.serde.decode, name))
+            if store is not None
+            else list
         )
         self.follower = CompactedFollower(
             settings, settings.topic("models"), self._catch_up, self._on_message

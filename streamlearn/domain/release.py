@@ -16,9 +16,8 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from functools import cache
 from typing import Any, Protocol
 
 import lightgbm as lgb
@@ -27,7 +26,6 @@ from streamlearn.domain.lifecycle import ModelStatus
 from streamlearn.foundation.clock import now_ms
 from streamlearn.foundation.errors import ModelRejected
 from streamlearn.learners.drift import ReferenceBins, bins_to_record
-from streamlearn.schemas import SchemaError, Serde, load_schema
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +66,14 @@ def make_version(sha256_hex: str, at: dt.datetime | None = None) -> str:
 
 
 def signed_form(record: Mapping[str, Any]) -> bytes:
-    """The canonical bytes a release's signature covers: every schema field but the signature.
+    """The canonical bytes a release's signature covers: every field but the signature.
 
     Sorted-key JSON; the model enters by its sha256; a null field is left out, so adding an
-    optional field (null by default) to the schema keeps earlier signatures valid.
+    optional field (null by default) to the schema keeps earlier signatures valid. A field
+    the schema lacks (dropped when encoded) makes the decoded release fail: fail-safe.
     """
     form: dict[str, Any] = {}
-    for field in load_schema("ModelRelease")["fields"]:
-        name = field["name"]
-        value = record.get(name, field.get("default"))
+    for name, value in record.items():
         if name == "signature" or value is None:
             continue
         if name == "model":
@@ -242,15 +239,15 @@ def release_key(name: str, role: str = ReleaseRole.CHAMPION) -> bytes:
     return (name + SHADOW_SUFFIX if role == ReleaseRole.SHADOW else name).encode()
 
 
-def encode_stored(record: Mapping[str, Any]) -> str:
-    """A release as streamlearn.model_artifacts keeps it: Avro single-object bytes, base64
-    (text, so it travels through the worker-proxied store's JSON)."""
-    return base64.b64encode(_serde().encode(dict(record))).decode("ascii")
+def pack_stored(encoded: bytes) -> str:
+    """A release's Avro single-object bytes as streamlearn.model_artifacts keeps them: base64
+    text, so they travel through the worker-proxied store's JSON."""
+    return base64.b64encode(encoded).decode("ascii")
 
 
-def decode_stored(text: str | bytes) -> dict[str, Any]:
-    """The inverse of encode_stored; raises SchemaError (a ValueError) if it cannot."""
-    return _serde().decode(base64.b64decode(text))
+def unpack_stored(text: str | bytes) -> bytes:
+    """The inverse of pack_stored; raises ValueError if the text is not base64."""
+    return base64.b64decode(text, validate=True)
 
 
 class RowReader(Protocol):
@@ -261,19 +258,17 @@ class RowReader(Protocol):
     ) -> tuple[Sequence[str], Sequence[Sequence[Any]]]: ...
 
 
-def registry_champions(store: RowReader, name: str = "fraud") -> list[dict[str, Any]]:
-    """The registry's champions as last served, newest first (unverified: offer or verify
-    them); a stored release that cannot be decoded is logged and left out."""
+def registry_champions(
+    store: RowReader, decode: Callable[[bytes], dict[str, Any]], name: str = "fraud"
+) -> list[dict[str, Any]]:
+    """The registry's champions as last served, newest first, decoded with `decode` (the
+    apps' ModelRelease serde); unverified: offer or verify them. One that cannot be decoded
+    (decode raises ValueError, as SchemaError is) is logged and left out."""
     _, rows = store.query_rows(REGISTRY_CHAMPIONS_SQL, {"name": name})
     releases = []
     for text, *_ in rows:
         try:
-            releases.append(decode_stored(text))
-        except (SchemaError, ValueError) as exc:
+            releases.append(decode(unpack_stored(text)))
+        except ValueError as exc:
             log.error("a stored release of model %s cannot be decoded: %s", name, exc)
     return releases
-
-
-@cache
-def _serde() -> Serde:
-    return Serde("ModelRelease")
