@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError
 
+from streamlearn.foundation.clock import DAY_MS
 from streamlearn.foundation.dead_letters import DeadLetter, DeadLetterWriter
 from streamlearn.foundation.kafka import confluent_config
 from streamlearn.foundation.settings import Settings
@@ -21,7 +22,7 @@ from streamlearn.schemas import SchemaError, Serde
 from streamlearn.schemas.serde import default_registry
 
 # Events older than this are of no use to the next decision: the feed keeps it bounded.
-KEEP_MS = 7 * 86_400_000
+KEEP_MS = 7 * DAY_MS
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,26 @@
 """The retrain job, the only place that knows the order of its steps.
 
-build the training set -> train -> register as candidate (and keep the release) -> score the
-served champion and the challenger on the same holdout rows -> the gate (batch_retrain/gate.py)
-decides -> publish as champion (or, with shadow=True and a champion in service, as shadow:
-batch_retrain/shadow.py then compares it live) -> record the decision and statuses in the
-registry.
+build the training set (training_set.py) -> train (train.py) -> register as candidate and
+keep the release (candidate.py) -> score the served champion and the challenger on the same
+holdout rows (compare.py) -> the gate decides (gate.py) -> serve as champion, or with
+shadow=True and a champion in service as shadow (serving.py; shadow.py then compares it
+live), or reject -> the registry records the decision and the lifecycle transition.
 
-The champion is read back from the compacted models topic rather than from the registry:
-the topic holds exactly the bytes workers serve (verified like a worker would), and the
-registry stays a small metadata table that analysts can query without megabytes of model
-text per row. Offline (publish=False) there is nothing served to compare with unless a
-champion_source is given. Only holdout rows newer than the champion's training window count,
-so the champion is never judged on rows it learned from.
+Offline (publish=False) there is nothing served to compare with unless a champion_source is
+given, and nothing is published.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
-
-import lightgbm as lgb
-import numpy as np
+from typing import Any
 
 from streamlearn.batch_retrain import registry
-from streamlearn.batch_retrain.artifacts import save_release
+from streamlearn.batch_retrain.candidate import register_candidate
+from streamlearn.batch_retrain.compare import ChampionSource, Comparison, champion_to_beat, compare
 from streamlearn.batch_retrain.gate import (
     DEFAULT_GATE,
     Decision,
@@ -34,16 +28,16 @@ from streamlearn.batch_retrain.gate import (
     gate_from_settings,
     judge,
 )
-from streamlearn.batch_retrain.metrics import evaluate
-from streamlearn.batch_retrain.train import train
+from streamlearn.batch_retrain.publish import fetch_release
+from streamlearn.batch_retrain.serving import serve, signing_key
+from streamlearn.batch_retrain.train import TrainResult, train
 from streamlearn.batch_retrain.training_set import TrainingSet, build_training_set
-from streamlearn.domain.release import build_release, load_booster, make_version, verify_release
-from streamlearn.foundation.errors import ModelRejected
+from streamlearn.domain import lifecycle
+from streamlearn.domain.lifecycle import ModelStatus
+from streamlearn.domain.release import ReleaseRole
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import RemoteStore
-from streamlearn.learners.drift import reference_bins
-from streamlearn.schemas import SchemaError
 
 __all__ = ["Decision", "GateConfig", "RetrainResult", "decide", "run_retrain"]
 
@@ -99,7 +93,7 @@ def run_retrain(
     name: str = "fraud",
     num_threads: int = 2,
     gate: GateConfig | None = None,
-    champion_source: Callable[[], Mapping[str, Any] | None] | None = None,
+    champion_source: ChampionSource | None = None,
     shadow: bool = False,
     train_options: Mapping[str, Any] | None = None,
     **training_set_options: Any,
@@ -116,9 +110,6 @@ def run_retrain(
     """
     t0 = time.perf_counter()
     gate = gate or gate_from_settings(settings)
-    key = settings.model_signing_key
-    signing_key = key.get_secret_value().encode() if key else None
-
     ts = build_training_set(
         store,
         maturity_days=settings.label_maturity_days,
@@ -127,72 +118,67 @@ def run_retrain(
         **training_set_options,
     )
     result = train(ts, **{"num_threads": num_threads, **(train_options or {})})
-    release = build_release(
-        result.booster,
-        feature_names=ts.feature_names,
-        train_start=ts.train_start,
-        train_end=ts.train_end,
-        metrics=result.metrics,
-        signing_key=signing_key,
+    release = register_candidate(
+        store,
+        ts,
+        result,
+        signing_key=signing_key(settings),
         reason=reason,
         name=name,
-        # The train split the booster learned from, weighted back to the population when
-        # legit rows were sampled: the workers measure data drift against it.
-        reference_bins=reference_bins(ts.train.X, ts.feature_names, weights=ts.train.w),
+        gate=gate.describe(),
     )
-    while registry.get(store, release["version"]) is not None:
-        # The same model bytes retrained within one second: the next second keeps it unique.
-        created = release["created_at"] + 1000
-        version = make_version(release["sha256"], registry.from_ms(created))
-        release = {**release, "created_at": created, "version": version}
-    version = release["version"]
-    registry.register(
-        store,
-        registry.ModelEntry(
-            version=version,
-            name=name,
-            created_at=registry.from_ms(release["created_at"]),
-            status="candidate",
-            train_start=registry.from_ms(ts.train_start),
-            train_end=registry.from_ms(ts.train_end),
-            rows_train=ts.train.rows,
-            rows_valid=ts.valid.rows,
-            feature_names=ts.feature_names,
-            sha256=release["sha256"],
-            metrics=result.metrics,
-            reason=reason,
-            train_cpu_s=result.train_cpu_s,
-            train_wall_s=result.train_wall_s,
-            trigger=reason,
-            gate=gate.describe(),
-        ),
-    )
-    save_release(store, release)
-
     t1 = time.perf_counter()
-    source = champion_source
-    if source is None and publish:
-        from streamlearn.batch_retrain.publish import fetch_release
-
-        source = partial(fetch_release, settings, name)
-    cmp = _compare_with_champion(source, ts, result.booster, signing_key)
-    decision = (
-        Decision(False, cmp.note, cmp.version)
-        if cmp.keep_champion
-        else decide(
-            cmp.challenger,
-            cmp.champion,
-            champion_version=cmp.version,
-            config=gate,
-            note=cmp.note,
-            compared_rows=cmp.rows,
-        )
-    )
-    champion_s = time.perf_counter() - t1
-
+    if champion_source is None and publish:
+        champion_source = partial(fetch_release, settings, name)
+    decision = _judge(settings, store, ts, result, champion_source, gate, name)
     t2 = time.perf_counter()
-    status, published = "candidate", False
-    recorded = {
+    status = _settle(settings, store, release, decision, publish=publish, shadow=shadow)
+    timings = {"champion_s": t2 - t1, "publish_s": time.perf_counter() - t2}
+    return _result(release["version"], status, decision, ts, result, timings, t0)
+
+
+def _judge(
+    settings: Settings,
+    store: Store | RemoteStore,
+    ts: TrainingSet,
+    result: TrainResult,
+    source: ChampionSource | None,
+    gate: GateConfig,
+    name: str,
+) -> Decision:
+    """The gate's decision on the challenger against the champion to beat."""
+    benchmark, note = champion_to_beat(
+        source,
+        store,
+        name=name,
+        signing_key=signing_key(settings),
+        features=ts.feature_names,
+    )
+    cmp: Comparison = compare(benchmark, note, ts, result.booster)
+    if cmp.keep_champion:
+        return Decision(False, cmp.note, cmp.version)
+    return decide(
+        cmp.challenger,
+        cmp.champion,
+        champion_version=cmp.version,
+        config=gate,
+        note=cmp.note,
+        compared_rows=cmp.rows,
+    )
+
+
+def _settle(
+    settings: Settings,
+    store: Store | RemoteStore,
+    release: dict[str, Any],
+    decision: Decision,
+    *,
+    publish: bool,
+    shadow: bool,
+) -> ModelStatus:
+    """Serve, shadow or reject the candidate as decided; the registry records why."""
+    version, name = release["version"], release["name"]
+    recorded: dict[str, Any] = {
         "decision": decision.reason,
         "compared_with": decision.champion_version or "",
         "compared_rows": decision.compared_rows,
@@ -200,35 +186,40 @@ def run_retrain(
         "champion_metrics": decision.champion_metrics,
     }
     if not decision.promote:
-        status = "rejected"
-        registry.update(store, version, status=status, reason=decision.reason, **recorded)
-    elif publish and shadow and decision.champion_metrics:
-        from streamlearn.batch_retrain.publish import publish_release
-
-        previous = registry.current_shadow(store, name)
-        publish_release(settings, {**release, "role": "shadow"})
-        published, status = True, "shadow"
-        why = f"passed the offline gate; in shadow beside {decision.champion_version}"
-        registry.update(store, version, status=status, reason=why, **recorded)
-        if previous is not None and previous.version != version:
-            registry.set_status(store, previous.version, "retired", f"shadow replaced by {version}")
-    elif publish:
-        from streamlearn.batch_retrain.publish import publish_release
-
-        publish_release(settings, release)
-        published, status = True, "champion"
-        previous = registry.current_champion(store, name)
-        registry.update(store, version, status=status, reason=decision.reason, **recorded)
-        if previous is not None and previous.version != version:
-            registry.set_status(store, previous.version, "retired", f"replaced by {version}")
-    else:
+        registry.apply(store, lifecycle.reject(version, decision.reason), **recorded)
+        return ModelStatus.REJECTED
+    if not publish:
         registry.update(store, version, **recorded)
-    publish_s = time.perf_counter() - t2
+        return ModelStatus.CANDIDATE
+    if shadow and decision.champion_metrics:
+        previous = registry.current_shadow(store, name)
+        why = f"passed the offline gate; in shadow beside {decision.champion_version}"
+        moves = lifecycle.enter_shadow(
+            version, replacing=previous.version if previous else None, reason=why
+        )
+        serve(settings, store, release, moves, role=ReleaseRole.SHADOW, recorded=recorded)
+        return ModelStatus.SHADOW
+    previous = registry.current_champion(store, name)
+    moves = lifecycle.promote(
+        version, replacing=previous.version if previous else None, reason=decision.reason
+    )
+    serve(settings, store, release, moves, recorded=recorded)
+    return ModelStatus.CHAMPION
 
+
+def _result(
+    version: str,
+    status: ModelStatus,
+    decision: Decision,
+    ts: TrainingSet,
+    result: TrainResult,
+    timings: dict[str, float],
+    t0: float,
+) -> RetrainResult:
     return RetrainResult(
         version=version,
         status=status,
-        published=published,
+        published=status in (ModelStatus.CHAMPION, ModelStatus.SHADOW),
         decision=decision,
         metrics=result.metrics,
         rows=dict(ts.counts),
@@ -236,80 +227,10 @@ def run_retrain(
             "build_s": ts.build_s,
             "train_cpu_s": result.train_cpu_s,
             "train_wall_s": result.train_wall_s,
-            "champion_s": champion_s,
-            "publish_s": publish_s,
+            **timings,
             "total_s": time.perf_counter() - t0,
         },
         as_of=ts.as_of,
         train_start=ts.train_start,
         train_end=ts.train_end,
-    )
-
-
-class _Comparison(NamedTuple):
-    challenger: dict[str, float]
-    champion: dict[str, float] | None
-    version: str | None
-    rows: int
-    note: str
-    keep_champion: bool = False
-
-
-def _compare_with_champion(
-    source: Callable[[], Mapping[str, Any] | None] | None,
-    ts: TrainingSet,
-    challenger: lgb.Booster,
-    signing_key: bytes | None,
-) -> _Comparison:
-    """Both models' metrics on the holdout rows the champion never trained on."""
-
-    def nothing(note: str, version: str | None = None) -> _Comparison:
-        return _Comparison({}, None, version, 0, note)
-
-    if source is None:
-        return nothing("offline: no served champion to compare with")
-    try:
-        record = source()
-    except SchemaError as exc:
-        return nothing(f"the published champion cannot be decoded ({exc}); replacing it")
-    if record is None:
-        return nothing("no champion published yet")
-    version = str(record.get("version", "?"))
-    try:
-        # A champion this deployment would refuse to serve is no benchmark.
-        verify_release(record, signing_key=signing_key, known_features=ts.feature_names)
-        booster = load_booster(record)
-    except ModelRejected as exc:
-        return nothing(f"{exc}; replacing it", version)
-    h = ts.holdout
-    champion_end = int(record["train_end"])
-    fresh = h.event_time > champion_end
-    if not 0 < int(h.y[fresh].sum()) < int(fresh.sum()):
-        # The holdout lies after the challenger's window, so this happens only when the
-        # champion learned from (nearly) all of it: it saw data as recent, and it stays.
-        return _Comparison(
-            {},
-            None,
-            version,
-            0,
-            f"champion {version} learned from this holdout ({int(fresh.sum())} rows after its "
-            f"window): not comparable, it stays",
-            keep_champion=True,
-        )
-    X = h.X[fresh]
-    columns = [ts.feature_names.index(f) for f in record["feature_names"]]
-    theirs = booster.predict(np.ascontiguousarray(X[:, columns]))
-    ours = challenger.predict(X)
-    y, w = h.y[fresh], h.w[fresh]
-
-    def prefixed(m: dict[str, float]) -> dict[str, float]:
-        return {f"holdout_{k}": v for k, v in m.items()}
-
-    days = h.event_time[fresh]
-    return _Comparison(
-        prefixed(evaluate(y, ours, w, days)),
-        prefixed(evaluate(y, theirs, w, days)),
-        version,
-        int(fresh.sum()),
-        "",
     )

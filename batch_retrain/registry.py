@@ -2,6 +2,7 @@
 
 The table is a ReplacingMergeTree ordered by version with updated_at as its version column,
 so a status change is a new insert of the whole row with a later updated_at; reads use FINAL.
+Statuses change only through `apply`, with a transition of streamlearn.domain.lifecycle.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 import pandas as pd
 
 from streamlearn.domain.features import FEATURE_VERSION
+from streamlearn.domain.lifecycle import ModelStatus, Transition, check_move
+from streamlearn.foundation.clock import now_ms, to_ms, utc
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import RemoteStore
 
 TABLE = "models"
-STATUSES = ("candidate", "champion", "shadow", "rejected", "retired")
 COLUMNS = (
     "version",
     "name",
@@ -64,7 +66,7 @@ class ModelEntry:
     version: str
     name: str
     created_at: dt.datetime
-    status: str
+    status: ModelStatus
     train_start: dt.datetime
     train_end: dt.datetime
     rows_train: int
@@ -109,16 +111,18 @@ LEFT JOIN (SELECT * FROM streamlearn.models FINAL) AS m ON m.version = t.model_v
 WHERE t.transaction_id = {id:String}"""
 
 
-def from_ms(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+def as_utc(value: Any) -> dt.datetime:
+    """A time as ClickHouse returns it (datetime, numpy or pandas; naive means UTC), aware."""
+    return utc(to_ms(pd.Timestamp(value).to_pydatetime()))
 
 
 def register(store: Store | RemoteStore, entry: ModelEntry) -> ModelEntry:
     """Insert (or supersede) the row of entry.version; returns the entry as written."""
-    if entry.status not in STATUSES:
-        raise ValueError(f"status must be one of {STATUSES}, not {entry.status!r}")
-    written = replace(entry, updated_at=entry.updated_at or _now())
+    written = replace(
+        entry, status=ModelStatus(entry.status), updated_at=entry.updated_at or _now()
+    )
     row = asdict(written)
+    row["status"] = str(written.status)
     row["feature_names"] = list(row["feature_names"])
     for c in MAP_COLUMNS:
         row[c] = {k: float(v) for k, v in row[c].items()}
@@ -126,18 +130,41 @@ def register(store: Store | RemoteStore, entry: ModelEntry) -> ModelEntry:
     return written
 
 
+def apply(store: Store | RemoteStore, transition: Transition, **recorded: Any) -> list[ModelEntry]:
+    """Make a lifecycle transition's changes (its subject first, with `recorded` fields such as
+    the gate's decision); raises LifecycleError before writing if a move is not allowed."""
+    changes = list(transition)
+    entries = []
+    for change in changes:
+        entry = get(store, change.version)
+        if entry is None:
+            raise KeyError(f"model version {change.version} is not in the registry")
+        check_move(change.version, entry.status, change.status)
+        entries.append(entry)
+    written = []
+    for i, (change, entry) in enumerate(zip(changes, entries, strict=True)):
+        extra = recorded if i == 0 else {}
+        written.append(_rewrite(store, entry, status=change.status, reason=change.reason, **extra))
+    return written
+
+
 def set_status(
     store: Store | RemoteStore, version: str, status: str, reason: str | None = None
 ) -> ModelEntry:
-    """Rewrite the row of `version` with a new status (and reason, if given)."""
+    """Rewrite the row of `version` with a new status (and reason, if given), bypassing the
+    lifecycle's rules: for tests and repairs; the apps use `apply`."""
     return update(store, version, status=status, **({} if reason is None else {"reason": reason}))
 
 
 def update(store: Store | RemoteStore, version: str, **changes: Any) -> ModelEntry:
-    """Rewrite the row of `version` with some fields changed (status, reason, decision, ...)."""
+    """Rewrite the row of `version` with some fields changed (reason, decision, ...)."""
     entry = get(store, version)
     if entry is None:
         raise KeyError(f"model version {version} is not in the registry")
+    return _rewrite(store, entry, **changes)
+
+
+def _rewrite(store: Store | RemoteStore, entry: ModelEntry, **changes: Any) -> ModelEntry:
     # updated_at decides which row survives: it must move forward even within one millisecond.
     after = entry.updated_at + dt.timedelta(milliseconds=1) if entry.updated_at else _now()
     return register(store, replace(entry, **changes, updated_at=max(_now(), after)))
@@ -165,12 +192,12 @@ def entries(store: Store | RemoteStore, *, name: str | None = None) -> list[Mode
 
 def current_champion(store: Store | RemoteStore, name: str = "fraud") -> ModelEntry | None:
     """The newest version whose status is champion, or None before the first promotion."""
-    return _newest_with(store, name, "champion")
+    return _newest_with(store, name, ModelStatus.CHAMPION)
 
 
 def current_shadow(store: Store | RemoteStore, name: str = "fraud") -> ModelEntry | None:
     """The newest version whose status is shadow (under live comparison), or None."""
-    return _newest_with(store, name, "shadow")
+    return _newest_with(store, name, ModelStatus.SHADOW)
 
 
 def _newest_with(store: Store | RemoteStore, name: str, status: str) -> ModelEntry | None:
@@ -197,7 +224,7 @@ def _select(
 def _entry(row: pd.Series) -> ModelEntry:
     values = {c: row[c] for c in COLUMNS}
     for c in ("created_at", "updated_at", "train_start", "train_end"):
-        values[c] = _utc(values[c])
+        values[c] = as_utc(values[c])
     values["feature_names"] = list(values["feature_names"])
     for c in MAP_COLUMNS:
         values[c] = {str(k): float(v) for k, v in dict(values[c] or {}).items()}
@@ -205,14 +232,9 @@ def _entry(row: pd.Series) -> ModelEntry:
         values[c] = int(values[c])
     for c in ("train_cpu_s", "train_wall_s"):
         values[c] = float(values[c])
+    values["status"] = ModelStatus(values["status"])
     return ModelEntry(**values)
 
 
-def _utc(value: Any) -> dt.datetime:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
-
-
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return utc(now_ms())

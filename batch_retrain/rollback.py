@@ -1,8 +1,9 @@
-"""Put a previous model back into service: republish its stored release as champion.
+"""Put a previous model back into service: republish its stored release as a signed rollback.
 
 The release comes from streamlearn.model_artifacts (the compacted models topic may no longer
-hold it), byte for byte: same version, model, sha256 and signature, so every worker verifies
-and swaps it in exactly as when it was first published. The registry follows: the current
+hold it) with the same version, model and metadata, marked as a rollback of the current
+champion and signed again: workers serve it although it is older than their champion, and
+a replay of the release it replaces stays refused. The registry follows: the current
 champion is retired ("rolled back to X") and X is champion again.
 """
 
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 
 from streamlearn.batch_retrain import registry
 from streamlearn.batch_retrain.artifacts import load_release
-from streamlearn.domain.features import FEATURE_NAMES
-from streamlearn.domain.release import verify_release
-from streamlearn.foundation.errors import ModelRejected, StreamlearnError
+from streamlearn.batch_retrain.serving import serve
+from streamlearn.domain import lifecycle
+from streamlearn.domain.lifecycle import ModelStatus
+from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import RemoteStore
@@ -34,7 +36,7 @@ def rollback_target(store: Store | RemoteStore, name: str = "fraud") -> str:
     retired = [
         e
         for e in registry.entries(store, name=name)
-        if e.status == "retired"
+        if e.status == ModelStatus.RETIRED
         and (
             current is None or (e.created_at < current.created_at and e.version != current.version)
         )
@@ -56,36 +58,19 @@ def rollback(
     name: str = "fraud",
 ) -> Rollback:
     """Republish `version` (default: rollback_target) as champion and update the registry."""
-    from streamlearn.batch_retrain.publish import publish_release
-
     current = registry.current_champion(store, name)
     target = version or rollback_target(store, name)
-    entry = registry.get(store, target)
-    if entry is None:
+    if registry.get(store, target) is None:
         raise StreamlearnError(
             f"model version {target} is not in the registry (`streamlearn models`)"
         )
-    if current is not None and current.version == target:
-        raise StreamlearnError(f"{target} is already the champion")
+    was = current.version if current else None
+    moves = lifecycle.rollback(target, current=was)  # refuses the serving version itself
     record = load_release(store, target)
     if record is None:
         raise StreamlearnError(
             f"no stored release of {target} in streamlearn.model_artifacts (trained before "
             "releases were kept?): retrain instead"
         )
-    key = settings.model_signing_key
-    try:
-        # Workers would refuse it: publishing it would only be dead-lettered.
-        verify_release(
-            record,
-            signing_key=key.get_secret_value().encode() if key else None,
-            known_features=FEATURE_NAMES,
-        )
-    except ModelRejected as exc:
-        raise StreamlearnError(f"cannot roll back: {exc}") from exc
-    publish_release(settings, {**record, "role": "champion"})
-    if current is not None:
-        registry.set_status(store, current.version, "retired", f"rolled back to {target}")
-    was = current.version if current else "none"
-    registry.set_status(store, target, "champion", f"rolled back from {was}")
-    return Rollback(current.version if current else None, target)
+    serve(settings, store, record, moves, rolls_back=was or "none", what="roll back")
+    return Rollback(was, target)

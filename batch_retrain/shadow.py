@@ -12,10 +12,12 @@ pure part; `check_shadow` reads ClickHouse, publishes and records.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from streamlearn.batch_retrain import registry
+from streamlearn.batch_retrain.artifacts import load_release
 from streamlearn.batch_retrain.gate import (
     DEFAULT_GATE,
     Decision,
@@ -24,8 +26,11 @@ from streamlearn.batch_retrain.gate import (
     judge,
 )
 from streamlearn.batch_retrain.metrics import evaluate
-from streamlearn.batch_retrain.training_set import DB, _data_clock, _fraud_ids_sql
-from streamlearn.foundation.errors import ModelRejected, StreamlearnError
+from streamlearn.batch_retrain.serving import serve, withdraw
+from streamlearn.batch_retrain.training_set import DB, data_clock, fraud_ids_sql
+from streamlearn.domain import lifecycle
+from streamlearn.foundation.clock import DAY_S
+from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import RemoteStore
@@ -36,7 +41,7 @@ PREFIX = "live_"
 # their label known then (fraud: the latest outcome says so; no outcome: legit).
 LIVE_SQL = f"""
 SELECT toUnixTimestamp64Milli(event_time) AS et,
-       toUInt8(transaction_id IN ({_fraud_ids_sql()})) AS y,
+       toUInt8(transaction_id IN ({fraud_ids_sql()})) AS y,
        scores['shadow'] AS shadow_score,
        scores['lightgbm'] AS champion_score
 FROM {DB}.transactions FINAL
@@ -128,7 +133,7 @@ def live_sample(
     as_of_ms: int | None = None,
 ) -> LiveSample:
     """The matured transactions both models scored, from ClickHouse (one query)."""
-    as_of = as_of_ms if as_of_ms is not None else _data_clock(store)
+    as_of = as_of_ms if as_of_ms is not None else data_clock(store)
     params = {
         "shadow": shadow_version,
         "champion": champion_version,
@@ -174,11 +179,6 @@ def check_shadow(
     Defaults (gate, maturity, minimums) come from settings. Raises BrokerUnavailable if the
     promotion or withdrawal cannot be published.
     """
-    from streamlearn.batch_retrain.artifacts import load_release
-    from streamlearn.batch_retrain.publish import publish_release, withdraw_shadow
-    from streamlearn.domain.features import FEATURE_NAMES
-    from streamlearn.domain.release import verify_release
-
     gate = gate or gate_from_settings(settings)
     shadow = registry.current_shadow(store, name)
     if shadow is None:
@@ -189,7 +189,7 @@ def check_shadow(
             f"shadow {shadow.version} has no champion to be compared with: "
             f"`streamlearn models rollback {shadow.version}` serves it"
         )
-    seconds = maturity_s if maturity_s is not None else settings.label_maturity_days * 86_400
+    seconds = maturity_s if maturity_s is not None else settings.label_maturity_days * DAY_S
     sample = live_sample(
         store, shadow.version, champion.version, maturity_s=seconds, as_of_ms=as_of_ms
     )
@@ -202,12 +202,23 @@ def check_shadow(
         ),
         champion_version=champion.version,
     )
-    check = ShadowCheck(
+    if verdict.action != "wait":
+        _act(settings, store, verdict, shadow, champion, gate)
+    return ShadowCheck(
         shadow.version, champion.version, verdict.action, verdict.reason, verdict.rows
     )
-    if verdict.action == "wait":
-        return check
-    recorded = {
+
+
+def _act(
+    settings: Settings,
+    store: Store | RemoteStore,
+    verdict: Verdict,
+    shadow: registry.ModelEntry,
+    champion: registry.ModelEntry,
+    gate: GateConfig,
+) -> None:
+    """Promote the shadow (every worker swaps) or reject it (every worker drops it)."""
+    recorded: dict[str, Any] = {
         "live_decision": verdict.reason,
         "live_rows": verdict.rows,
         "live_metrics": verdict.shadow_metrics,
@@ -215,25 +226,25 @@ def check_shadow(
         "gate": gate.describe(),
     }
     if verdict.action == "reject":
-        withdraw_shadow(settings, name)
-        registry.update(store, shadow.version, status="rejected", reason=verdict.reason, **recorded)
-        return check
+        moves = lifecycle.reject(shadow.version, verdict.reason)
+        withdraw(settings, store, moves, name=shadow.name, recorded=recorded)
+        return
     release = load_release(store, shadow.version)
     if release is None:
         raise StreamlearnError(f"no stored release of shadow {shadow.version}: retrain instead")
-    key = settings.model_signing_key
-    try:
-        verify_release(
-            release,
-            signing_key=key.get_secret_value().encode() if key else None,
-            known_features=FEATURE_NAMES,
-        )
-    except ModelRejected as exc:
-        raise StreamlearnError(f"cannot promote the shadow: {exc}") from exc
-    publish_release(settings, {**release, "role": "champion"})
-    withdraw_shadow(settings, name)  # the compacted shadow key holds nothing any more
-    registry.update(store, shadow.version, status="champion", reason=verdict.reason, **recorded)
-    registry.set_status(
-        store, champion.version, "retired", f"replaced by shadow {shadow.version} (live)"
+    moves = lifecycle.promote(
+        shadow.version, replacing=champion.version, reason=verdict.reason, live=True
     )
-    return check
+    # A champion published after the shadow (a manual retrain) orders after it: the
+    # promotion must then be a signed rollback of it, or workers would refuse it as older.
+    overtaken = champion.created_at > shadow.created_at
+    serve(
+        settings,
+        store,
+        release,
+        moves,
+        rolls_back=champion.version if overtaken else None,
+        clear_shadow=True,
+        what="promote the shadow",
+        recorded=recorded,
+    )

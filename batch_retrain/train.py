@@ -86,43 +86,15 @@ def train(
         "scale_pos_weight": scale_pos_weight,
         **(params or {}),
     }
-    names = list(ts.feature_names)
-
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    dtrain = lgb.Dataset(
-        ts.train.X,
-        ts.train.y,
-        weight=ts.train.w,
-        init_score=np.full(ts.train.rows, prior + math.log(scale_pos_weight)),
-        feature_name=names,
-    )
-    dvalid = lgb.Dataset(
-        ts.valid.X,
-        ts.valid.y,
-        weight=ts.valid.w,
-        init_score=np.full(ts.valid.rows, prior),
-        reference=dtrain,
-    )
-    booster = lgb.train(
-        p,
-        dtrain,
-        num_boost_round=num_boost_round,
-        valid_sets=[dvalid],
-        valid_names=["valid"],
-        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
-    )
+    booster = _boost(ts, p, prior, scale_pos_weight, num_boost_round, early_stopping_rounds)
     best = booster.best_iteration or booster.current_iteration()
     # Keep only the trees up to the best iteration, then fold the served prior in.
     final = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     _shift_first_tree(final, prior)
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
 
-    metrics: dict[str, float] = {}
-    for split_name, split in (("valid", ts.valid), ("holdout", ts.holdout)):
-        score = final.predict(split.X, num_threads=num_threads)
-        measured = evaluate(split.y, score, split.w, split.event_time)
-        metrics |= {f"{split_name}_{k}": v for k, v in measured.items()}
-    metrics |= {
+    metrics = _measure(final, ts, num_threads) | {
         "best_iteration": float(best),
         "scale_pos_weight": scale_pos_weight,
         "prior_logit": prior,
@@ -138,6 +110,49 @@ def train(
         train_wall_s=wall_s,
         params=p,
     )
+
+
+def _boost(
+    ts: TrainingSet,
+    params: dict[str, Any],
+    prior: float,
+    scale_pos_weight: float,
+    num_boost_round: int,
+    early_stopping_rounds: int,
+) -> lgb.Booster:
+    """Boost from the weighted prior on train, stopping early on validation's served loss."""
+    dtrain = lgb.Dataset(
+        ts.train.X,
+        ts.train.y,
+        weight=ts.train.w,
+        init_score=np.full(ts.train.rows, prior + math.log(scale_pos_weight)),
+        feature_name=list(ts.feature_names),
+    )
+    dvalid = lgb.Dataset(
+        ts.valid.X,
+        ts.valid.y,
+        weight=ts.valid.w,
+        init_score=np.full(ts.valid.rows, prior),
+        reference=dtrain,
+    )
+    return lgb.train(
+        params,
+        dtrain,
+        num_boost_round=num_boost_round,
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+    )
+
+
+def _measure(booster: lgb.Booster, ts: TrainingSet, num_threads: int) -> dict[str, float]:
+    """The served model's metrics on validation and holdout, keyed valid_* and holdout_*."""
+    metrics: dict[str, float] = {}
+    for split_name, split in (("valid", ts.valid), ("holdout", ts.holdout)):
+        score = booster.predict(split.X, num_threads=num_threads)
+        measured = evaluate(split.y, score, split.w, split.event_time)
+        metrics |= {f"{split_name}_{k}": v for k, v in measured.items()}
+    return metrics
 
 
 def _shift_first_tree(booster: lgb.Booster, offset: float) -> None:

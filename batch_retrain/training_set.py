@@ -14,11 +14,13 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pyarrow as pa
 
 from streamlearn.domain.features import FEATURE_NAMES, FEATURE_VERSION
+from streamlearn.foundation.clock import DAY_MS, DAY_S, utc
 from streamlearn.foundation.errors import NotEnoughData
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import RemoteStore
@@ -73,6 +75,37 @@ class TrainingSet:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+class _Clock(NamedTuple):
+    """The data clock, the maturity cutoff and the lookback start (epoch ms)."""
+
+    as_of: int
+    cutoff: int
+    since: int | None
+    maturity_ms: int
+
+
+class _Totals(NamedTuple):
+    """The mature rows before sampling: count, fraud, time range and split boundaries."""
+
+    rows: int
+    positives: int
+    first: int | None
+    last: int | None
+    b1: int
+    b2: int
+
+
+class _Rows(NamedTuple):
+    """The fetched rows, oldest first: features, label, split index, weight, time, ids."""
+
+    X: np.ndarray
+    y: np.ndarray
+    split: np.ndarray
+    w: np.ndarray
+    et: np.ndarray
+    ids: np.ndarray | None
+
+
 def build_training_set(
     store: Store | RemoteStore,
     *,
@@ -99,25 +132,51 @@ def build_training_set(
     names = _check_names(feature_names)
     if len(fractions) != 3 or min(fractions) <= 0 or not math.isclose(sum(fractions), 1.0):
         raise ValueError(f"fractions must be three positive numbers summing to 1, not {fractions}")
-    seconds = maturity_s if maturity_s is not None else maturity_days * 86_400
-    maturity_ms = round(seconds * 1000)
-
-    if as_of_ms is None:
-        as_of_ms = _data_clock(store)
-    cutoff = as_of_ms - maturity_ms
-    since = cutoff - int(lookback_days * 86_400_000) if lookback_days is not None else None
+    seconds = maturity_s if maturity_s is not None else maturity_days * DAY_S
+    clock = _clock(store, round(seconds * 1000), as_of_ms, lookback_days)
     params: dict[str, Any] = {
-        "as_of": as_of_ms,
-        "cutoff": cutoff,
-        "since": since if since is not None else -(2**62),
+        "as_of": clock.as_of,
+        "cutoff": clock.cutoff,
+        "since": clock.since if clock.since is not None else -(2**62),
         "fv": feature_version or "",
         "q1": fractions[0],
         "q2": fractions[0] + fractions[1],
     }
     mature = _mature_filter(feature_version is not None)
-    fraud = _fraud_ids_sql()
+    totals = _totals(store, mature, params, clock, min_rows=min_rows, min_positives=min_positives)
+    # Totals first: they decide how much legit to sample.
+    keep = SAMPLE_BUCKETS
+    if totals.rows > max_rows:
+        legit = max(totals.rows - totals.positives, 1)
+        keep = max(
+            1, min(SAMPLE_BUCKETS, (SAMPLE_BUCKETS * (max_rows - totals.positives)) // legit)
+        )
+    legit_weight = SAMPLE_BUCKETS / keep
+    params |= {"b1": totals.b1, "b2": totals.b2, "keep": keep, "lw": legit_weight}
+    rows = _fetch(store, names, mature, params, with_ids=with_ids)
+    return _assemble(names, rows, clock, totals, legit_weight, time.perf_counter() - t0)
 
-    # Totals and split boundaries first: they decide how much legit to sample.
+
+def _clock(
+    store: Store | RemoteStore, maturity_ms: int, as_of_ms: int | None, lookback_days: float | None
+) -> _Clock:
+    as_of = as_of_ms if as_of_ms is not None else data_clock(store)
+    cutoff = as_of - maturity_ms
+    since = cutoff - int(lookback_days * DAY_MS) if lookback_days is not None else None
+    return _Clock(as_of, cutoff, since, maturity_ms)
+
+
+def _totals(
+    store: Store | RemoteStore,
+    mature: str,
+    params: dict[str, Any],
+    clock: _Clock,
+    *,
+    min_rows: int,
+    min_positives: int,
+) -> _Totals:
+    """Count the mature rows and find the split boundaries; NotEnoughData if too few."""
+    fraud = fraud_ids_sql()
     _, stats = store.query_rows(
         f"""
         SELECT count() AS n, countIf(y) AS pos, min(et), max(et),
@@ -133,19 +192,24 @@ def build_training_set(
     n, pos = int(n), int(pos)
     if n < max(min_rows, 1) or pos < min_positives:
         raise NotEnoughData(
-            f"{n} mature transactions ({pos} fraud) up to {_iso(cutoff)} (as of {_iso(as_of_ms)}, "
-            f"maturity {maturity_ms / 86_400_000:g} d); need >= {min_rows} rows and "
-            f">= {min_positives} fraud: {HINT}"
+            f"{n} mature transactions ({pos} fraud) up to {_iso(clock.cutoff)} (as of "
+            f"{_iso(clock.as_of)}, maturity {clock.maturity_ms / DAY_MS:g} d); need >= "
+            f"{min_rows} rows and >= {min_positives} fraud: {HINT}"
         )
     # Split by time: every row at a boundary's time goes to the earlier split, so rows with the
     # same event time never straddle two splits.
-    b1, b2 = int(bounds[0]) + 1, int(bounds[1]) + 1
-    keep = SAMPLE_BUCKETS
-    if n > max_rows:
-        keep = max(1, min(SAMPLE_BUCKETS, (SAMPLE_BUCKETS * (max_rows - pos)) // max(n - pos, 1)))
-    legit_weight = SAMPLE_BUCKETS / keep
-    params |= {"b1": b1, "b2": b2, "keep": keep, "lw": legit_weight}
+    return _Totals(n, pos, first, last, int(bounds[0]) + 1, int(bounds[1]) + 1)
 
+
+def _fetch(
+    store: Store | RemoteStore,
+    names: tuple[str, ...],
+    mature: str,
+    params: dict[str, Any],
+    *,
+    with_ids: bool,
+) -> _Rows:
+    """The mature rows (fraud, and sampled legit) in time order, as numpy arrays."""
     columns = ",\n".join(
         f"if(mapContains(features, '{f}'), features['{f}'], nan) AS `{f}`" for f in names
     )
@@ -153,7 +217,7 @@ def build_training_set(
     table = store.query_arrow(
         f"""
         SELECT toUnixTimestamp64Milli(event_time) AS et,
-               toUInt8(transaction_id IN ({fraud})) AS y,
+               toUInt8(transaction_id IN ({fraud_ids_sql()})) AS y,
                multiIf(et < {{b1:Int64}}, 0, et < {{b2:Int64}}, 1, 2) AS split,
                if(y = 1, 1.0, {{lw:Float64}}) AS w,
                {ids}
@@ -164,57 +228,62 @@ def build_training_set(
         ORDER BY et, transaction_id""",
         params,
     )
-    data = {
-        c: _np(table.column(c))
-        for c in ("et", "y", "split", "w") + (("transaction_id",) if with_ids else ())
-    }
-    X = np.empty((len(data["et"]), len(names)), dtype=np.float64)
+    X = np.empty((table.num_rows, len(names)), dtype=np.float64)
     for j, f in enumerate(names):
         X[:, j] = _np(table.column(f))
-    del table  # the arrow copy of the features is no longer needed: halve peak memory
-    y = data["y"].astype(np.int8)
+    return _Rows(
+        X=X,
+        y=_np(table.column("y")).astype(np.int8),
+        split=_np(table.column("split")),
+        w=_np(table.column("w")).astype(np.float64, copy=False),
+        et=_np(table.column("et")).astype(np.int64, copy=False),
+        ids=_np(table.column("transaction_id")) if with_ids else None,
+    )
+
+
+def _assemble(
+    names: tuple[str, ...],
+    rows: _Rows,
+    clock: _Clock,
+    totals: _Totals,
+    legit_weight: float,
+    build_s: float,
+) -> TrainingSet:
+    """Cut the rows into train, validation and holdout; NotEnoughData if one lacks a class."""
     # Rows come sorted by time and split is monotone in time, so each split is one slice.
-    split = data["split"]
-    i1, i2 = int(np.searchsorted(split, 1)), int(np.searchsorted(split, 2))
-    txn = data.get("transaction_id")
+    i1, i2 = int(np.searchsorted(rows.split, 1)), int(np.searchsorted(rows.split, 2))
 
     def part(a: int, b: int) -> Split:
-        return Split(
-            X=X[a:b],
-            y=y[a:b],
-            w=data["w"][a:b].astype(np.float64, copy=False),
-            event_time=data["et"][a:b].astype(np.int64, copy=False),
-            transaction_id=txn[a:b] if txn is not None else None,
-        )
+        ids = rows.ids[a:b] if rows.ids is not None else None
+        return Split(rows.X[a:b], rows.y[a:b], rows.w[a:b], rows.et[a:b], ids)
 
-    train, valid, holdout = part(0, i1), part(i1, i2), part(i2, len(y))
-    splits = {"train": train, "valid": valid, "holdout": holdout}
-    counts = {"rows_available": n, "positives_available": pos}
+    splits = {"train": part(0, i1), "valid": part(i1, i2), "holdout": part(i2, len(rows.y))}
+    counts = {"rows_available": totals.rows, "positives_available": totals.positives}
     for k, s in splits.items():
         counts |= {f"rows_{k}": s.rows, f"positives_{k}": s.positives}
-    # Early stopping and every metric need both classes in each split.
-    for k, s in splits.items():
+        # Early stopping and every metric need both classes in each split.
         if s.positives == 0 or s.positives == s.rows:
             raise NotEnoughData(
-                f"the {k} split ({s.rows} rows, {s.positives} fraud) lacks one class; "
-                f"mature history {_iso(first)}..{_iso(last)}: {HINT}"
+                f"the {k} split ({s.rows} rows, {s.positives} fraud) lacks one class; mature "
+                f"history {_iso(totals.first)}..{_iso(totals.last)}: {HINT}"
             )
+    train, valid, holdout = splits["train"], splits["valid"], splits["holdout"]
     model_part = np.concatenate([train.event_time, valid.event_time])
     return TrainingSet(
         feature_names=names,
         train=train,
         valid=valid,
         holdout=holdout,
-        as_of=as_of_ms,
-        cutoff=cutoff,
+        as_of=clock.as_of,
+        cutoff=clock.cutoff,
         train_start=int(model_part.min()),
         train_end=int(model_part.max()),
         holdout_start=int(holdout.event_time.min()),
         holdout_end=int(holdout.event_time.max()),
-        rows_available=n,
-        positives_available=pos,
+        rows_available=totals.rows,
+        positives_available=totals.positives,
         legit_weight=legit_weight,
-        build_s=time.perf_counter() - t0,
+        build_s=build_s,
         counts=counts,
     )
 
@@ -230,7 +299,7 @@ def _check_names(feature_names: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def _data_clock(store: Store | RemoteStore) -> int:
+def data_clock(store: Store | RemoteStore) -> int:
     """The newest logged event time (epoch ms): the clock of a simulated or replayed history."""
     _, rows = store.query_rows(
         f"SELECT count(), toUnixTimestamp64Milli(max(event_time)) FROM {DB}.transactions"
@@ -249,7 +318,7 @@ def _mature_filter(by_version: bool) -> str:
     )
 
 
-def _fraud_ids_sql() -> str:
+def fraud_ids_sql() -> str:
     """Transactions whose latest outcome known at as_of is fraud (ties in time: fraud wins)."""
     return f"""
         SELECT transaction_id FROM {DB}.outcomes FINAL
@@ -260,8 +329,6 @@ def _fraud_ids_sql() -> str:
 
 def _np(column: Any) -> np.ndarray:
     """A pyarrow (chunked) column as numpy, zero-copy where arrow allows it."""
-    import pyarrow as pa
-
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
@@ -272,8 +339,4 @@ def _np(column: Any) -> np.ndarray:
 
 
 def _iso(ms: int | None) -> str:
-    import datetime as dt
-
-    if ms is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "-" if ms is None else utc(ms).strftime("%Y-%m-%dT%H:%M:%SZ")

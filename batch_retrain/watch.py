@@ -12,7 +12,10 @@ from typing import Any
 
 from streamlearn.batch_retrain import registry
 from streamlearn.batch_retrain.drift_feed import DriftFeed, SeenDrift, merge_drift
+from streamlearn.batch_retrain.pipeline import run_retrain
+from streamlearn.batch_retrain.shadow import check_shadow
 from streamlearn.batch_retrain.triggers import TriggerConfig, TriggerInputs, decide_trigger
+from streamlearn.foundation.clock import now_ms, to_ms
 from streamlearn.foundation.errors import NotEnoughData, StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
@@ -28,7 +31,7 @@ def _scalar(store: Store | RemoteStore, sql: str, params: dict[str, Any] | None 
 
 def gather_inputs(
     store: Store | RemoteStore,
-    now_ms: int,
+    now: int,
     last_run_ms: int | None,
     topic_events: Iterable[SeenDrift] = (),
 ) -> TriggerInputs:
@@ -56,7 +59,7 @@ def gather_inputs(
         auc = rolling if rolling == rolling else float(row["auc"])
         online_labels = int(row["labels"])
     return TriggerInputs(
-        now_ms=now_ms,
+        now_ms=now,
         last_run_ms=last_run_ms,
         running=False,  # the watch loop runs one retrain at a time
         matured_labels=int(labels or 0),
@@ -73,7 +76,7 @@ def last_run_ms(store: Store | RemoteStore) -> int | None:
     df = registry.list_models(store, limit=1)
     if not len(df):
         return None
-    return int(registry._utc(df.iloc[0]["created_at"]).timestamp() * 1000)
+    return to_ms(registry.as_utc(df.iloc[0]["created_at"]))
 
 
 def watch(
@@ -93,9 +96,6 @@ def watch(
     shadow_options go to check_shadow (gate, maturity_s, min_labels, ...), run each round;
     max_runs / max_rounds stop the loop after that many retrains / rounds (None: forever).
     """
-    from streamlearn.batch_retrain.pipeline import run_retrain
-    from streamlearn.batch_retrain.shadow import check_shadow
-
     cfg = cfg or TriggerConfig()
     last = last_run_ms(store)
     runs = rounds = 0
@@ -103,30 +103,14 @@ def watch(
     try:
         while (max_runs is None or runs < max_runs) and (max_rounds is None or rounds < max_rounds):
             rounds += 1
-            try:
-                check = check_shadow(settings, store, **(shadow_options or {}))
-                if check.shadow is not None:
-                    on_event(f"shadow {check.shadow}: {check.action} — {check.reason}")
-            except StreamlearnError as e:
-                on_event(f"shadow check failed: {e}")
-            now = int(time.time() * 1000)
-            inputs = gather_inputs(store, now, last, feed.poll())
-            trigger, reason = decide_trigger(cfg, inputs)
+            _shadow_round(settings, store, on_event, shadow_options or {})
+            now = now_ms()
+            trigger, reason = decide_trigger(cfg, gather_inputs(store, now, last, feed.poll()))
             if trigger is None:
                 on_event(f"no retrain: {reason}")
             else:
-                on_event(f"retrain ({trigger}): {reason}")
-                runs += 1
-                last = now
-                try:
-                    # The registry's trigger column keeps the whole why: "drift: 2 drift ...".
-                    why = f"{trigger}: {reason}"
-                    r = run_retrain(settings, store, reason=why, **retrain_options)
-                    on_event(f"{r.version}: {r.status} ({trigger}) — {r.decision.reason}")
-                except NotEnoughData as e:
-                    on_event(f"retrain ({trigger}) skipped: {e}")
-                except StreamlearnError as e:
-                    on_event(f"retrain ({trigger}) failed: {e}")
+                runs, last = runs + 1, now
+                _retrain(settings, store, trigger, reason, on_event, retrain_options)
                 if max_runs is not None and runs >= max_runs:
                     break
             if max_rounds is not None and rounds >= max_rounds:
@@ -137,3 +121,37 @@ def watch(
     finally:
         feed.close()
     return runs
+
+
+def _shadow_round(
+    settings: Settings,
+    store: Store | RemoteStore,
+    on_event: Callable[[str], Any],
+    options: dict[str, Any],
+) -> None:
+    """Let a shadow's live comparison decide first: a retrain would replace it unjudged."""
+    try:
+        check = check_shadow(settings, store, **options)
+        if check.shadow is not None:
+            on_event(f"shadow {check.shadow}: {check.action} — {check.reason}")
+    except StreamlearnError as e:
+        on_event(f"shadow check failed: {e}")
+
+
+def _retrain(
+    settings: Settings,
+    store: Store | RemoteStore,
+    trigger: str,
+    reason: str,
+    on_event: Callable[[str], Any],
+    options: dict[str, Any],
+) -> None:
+    on_event(f"retrain ({trigger}): {reason}")
+    try:
+        # The registry's trigger column keeps the whole why: "drift: 2 drift ...".
+        r = run_retrain(settings, store, reason=f"{trigger}: {reason}", **options)
+        on_event(f"{r.version}: {r.status} ({trigger}) — {r.decision.reason}")
+    except NotEnoughData as e:
+        on_event(f"retrain ({trigger}) skipped: {e}")
+    except StreamlearnError as e:
+        on_event(f"retrain ({trigger}) failed: {e}")

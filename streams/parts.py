@@ -78,11 +78,9 @@ class WorkerParts:
 
 
 def producer(settings: Settings, name: str, **extra: Any) -> TrackedProducer:
-    config = producer_config(
-        settings,
-        **{"enable.idempotence": True, "compression.type": "lz4", **extra},
-    )
-    return TrackedProducer(config, name)
+    """A producer of the worker's: idempotent, lz4, murmur2 keys, deliveries tracked."""
+    extra = {"enable.idempotence": True, "compression.type": "lz4", **extra}
+    return TrackedProducer(producer_config(settings, **extra), name)
 
 
 def build_parts(settings: Settings, sink: StoreSink) -> WorkerParts:

@@ -48,7 +48,7 @@ def run_worker(
     parts.merchant_risk.replace(sink.reads.store.query_rows(REFRESH_SQL)[1])
     schema_feed = SchemaFeed(settings, parts.serdes.registry)
     schema_feed.start()
-    model_feed = ModelFeed(settings, parts.champion, parts.dlq)
+    model_feed = ModelFeed(settings, parts.champion, parts.dlq, sink.reads.store)
     model_feed.start()
     running = build_app(settings, parts)
     marker = worker_file(settings)

@@ -33,6 +33,7 @@ from streamlearn.batch_retrain.registry import WHO_SCORED_SQL
 from streamlearn.batch_retrain.shadow import check_shadow
 from streamlearn.batch_retrain.triggers import TriggerConfig
 from streamlearn.batch_retrain.watch import watch
+from streamlearn.foundation.clock import DAY_MS
 from streamlearn.foundation.settings import Settings, settings_env
 from streamlearn.foundation.store.access import RemoteStore
 from streamlearn.schemas import Serde
@@ -41,7 +42,6 @@ from streamlearn.tools.simulate import DRIFTED_FEATURES, OutcomeDelays, Simulato
 from streamlearn.tools.simulate.replay import Replayer
 from tests.integration.kafka_helpers import consume_all, wait_until
 
-DAY_MS = 86_400_000
 # Labels known 1-3 minutes (legit) or 1-10 minutes (fraud) of event time after the payment,
 # so a 15-minute maturity sees every label and days of history replay in seconds.
 DELAYS = OutcomeDelays(60, 180, 60, 600)
@@ -247,7 +247,7 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         got = dict(zip(names, answer[0], strict=True))
         assert got["model_version"] == second.version and got["status"] == "champion"
         assert got["trigger"] == second.trigger
-        assert registry._utc(got["train_end"]) == second.train_end
+        assert registry.as_utc(got["train_end"]) == second.train_end
         assert got["rows_train"] == second.rows_train
         assert got["holdout_ap"] == pytest.approx(second.metrics["holdout_ap"])
         assert got["decision"] == second.decision and got["compared_with"] == first.version

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from streamlearn.batch_retrain.gate import DEFAULT_GATE, GateConfig, gate_config, gate_from_settings
-from streamlearn.batch_retrain.metrics import DAY_MS
 from streamlearn.batch_retrain.shadow import LiveSample, live_verdict
+from streamlearn.foundation.clock import DAY_MS
 from streamlearn.foundation.settings import Settings
 
 
@@ -81,5 +81,5 @@ def test_the_readme_shows_the_registry_query_the_tests_run():
 
     from streamlearn.batch_retrain.registry import WHO_SCORED_SQL
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
     assert WHO_SCORED_SQL in readme

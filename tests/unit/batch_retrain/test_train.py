@@ -13,7 +13,7 @@ from streamlearn.batch_retrain.pipeline import decide, run_retrain
 from streamlearn.batch_retrain.train import train
 from streamlearn.batch_retrain.training_set import Split, TrainingSet
 from streamlearn.domain.features import FEATURE_NAMES
-from streamlearn.domain.release import build_release
+from streamlearn.domain.release import build_release, resign
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
 
@@ -224,7 +224,8 @@ def test_only_holdout_rows_after_the_champion_window_are_compared(store, tmp_pat
         store,
         publish=False,
         maturity_s=3600,
-        champion_source=lambda: {**champion, "train_end": middle},
+        # Signed again: the signature covers train_end too.
+        champion_source=lambda: resign(champion, b"k", train_end=middle),
     )
     assert 0 < overlapping.decision.compared_rows < overlapping.rows["rows_holdout"]
 
@@ -235,6 +236,29 @@ def test_unverifiable_champion_is_replaced(store, tmp_path):
     forged = {**_release_of(store, settings, first.version), "signature": "0" * 64}
     result = run_retrain(settings, store, publish=False, champion_source=lambda: forged)
     assert result.decision.promote and "bad signature" in result.decision.reason
+
+
+def test_junk_under_the_champion_key_does_not_open_the_gate(store, tmp_path):
+    # S14: the topic's champion is junk (undecodable, or forged): the registry's champion, as
+    # stored in model_artifacts, is the benchmark instead, so the gate still applies.
+    from streamlearn.domain import lifecycle
+    from streamlearn.schemas import SchemaError
+
+    settings = Settings(state_dir=tmp_path, label_maturity_days=1.0, model_signing_key="k")
+    first = run_retrain(settings, store, publish=False)
+    registry.apply(store, lifecycle.promote(first.version, replacing=None, reason="first"))
+    forged = {**_release_of(store, settings, first.version), "metrics": {"holdout_ap": 0.0}}
+
+    def undecodable() -> dict:
+        raise SchemaError("not Avro single-object encoding")
+
+    for source in (undecodable, lambda: forged):
+        strict = run_retrain(
+            settings, store, publish=False, gate=GateConfig(margin=1.0), champion_source=source
+        )
+        d = strict.decision
+        assert not d.promote and strict.status == "rejected", d.reason
+        assert d.champion_version == first.version and d.compared_rows > 0
 
 
 def _release_of(store: Store, settings: Settings, version: str) -> dict:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from streamlearn.domain.features import FEATURE_NAMES
-from streamlearn.domain.release import build_release
+from streamlearn.domain.release import as_rollback, build_release, resign
 from streamlearn.foundation.errors import ModelRejected
-from streamlearn.streams.champion import Champion
+from streamlearn.streams.champion import REJECTED_KEPT, Champion
 
 KEY = b"deployment-key"
 PARAMS = {"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5}
@@ -115,16 +115,10 @@ def test_unknown_feature_name_is_rejected() -> None:
 
 def test_unloadable_model_text_is_rejected(full: lgb.Booster) -> None:
     import hashlib
-    import hmac
 
     champ = Champion(KEY)
-    record = release(full, "v1")
     text = b"this is not a LightGBM model"
-    record.update(
-        model=text,
-        sha256=hashlib.sha256(text).hexdigest(),
-        signature=hmac.new(KEY, text, hashlib.sha256).hexdigest(),
-    )
+    record = resign(release(full, "v1"), KEY, model=text, sha256=hashlib.sha256(text).hexdigest())
     with pytest.raises(ModelRejected, match="cannot load"):
         champ.offer(record)
     assert champ.current is None
@@ -175,8 +169,8 @@ def test_custom_feature_list() -> None:
 
 def test_readers_always_see_a_whole_slot(full: lgb.Booster, other: lgb.Booster) -> None:
     champ = Champion(KEY)
-    records = [release(full, "v1"), release(other, "v2")]
-    champ.offer(records[0])
+    v1, v2 = release(full, "v1"), release(other, "v2")
+    champ.offer(v1)
     seen: list[str | None] = []
     stop = threading.Event()
 
@@ -188,7 +182,11 @@ def test_readers_always_see_a_whole_slot(full: lgb.Booster, other: lgb.Booster) 
     t = threading.Thread(target=reader)
     t.start()
     for i in range(20):
-        champ.offer(records[i % 2])
+        # Back and forth, each release issued after the last: v2 again (retrained), then v1
+        # as a signed rollback.
+        at = v2["created_at"] + i
+        again = resign(v2, KEY, created_at=at)
+        champ.offer(again if i % 2 else as_rollback(v1, replacing="v2", signing_key=KEY, at_ms=at))
     stop.set()
     t.join()
     assert set(seen) <= {"v1", "v2"} and champ.swaps == 20
@@ -210,3 +208,64 @@ def test_the_serving_champion_is_not_also_shadowed(full: lgb.Booster) -> None:
     serving = champ.offer(release(full, "v1"))
     champ.offer(release(full, "v1", role="shadow"))
     assert champ.slots() == (serving, None)
+
+
+# --- S14: a replayed, forged or junk release never takes the champion slot back -------------
+
+
+def test_a_replayed_older_release_is_refused(full: lgb.Booster, other: lgb.Booster) -> None:
+    champ = Champion(KEY)
+    old, new = release(full, "v1"), release(other, "v2")
+    champ.offer(old)
+    serving = champ.offer(new)
+    with pytest.raises(ModelRejected, match="older than the served v2"):
+        champ.offer(old)  # genuine and signed, but older: a replay
+    assert champ.current is serving and champ.swaps == 2
+
+
+def test_a_signed_rollback_serves_an_older_model_and_outranks_replays(
+    full: lgb.Booster, other: lgb.Booster
+) -> None:
+    champ = Champion(KEY)
+    v1, v2 = release(full, "v1"), release(other, "v2")
+    champ.offer(v1)
+    champ.offer(v2)
+    back = as_rollback(v1, replacing="v2", signing_key=KEY, at_ms=v2["created_at"] + 1000)
+    assert champ.offer(back).version == "v1"
+    with pytest.raises(ModelRejected, match="older"):
+        champ.offer(v2)  # replaying the release rolled back from
+    forged = {**back, "rollback": {"of": "v2", "at": back["rollback"]["at"] + 1}}
+    with pytest.raises(ModelRejected, match="bad signature"):
+        champ.offer(forged)  # a rollback mark without the key
+    assert champ.current is not None and champ.current.version == "v1"
+
+
+def test_an_unsigned_rollback_is_refused_when_the_deployment_signs(
+    full: lgb.Booster, other: lgb.Booster
+) -> None:
+    champ = Champion(KEY)
+    champ.offer(release(other, "v2"))
+    unsigned = as_rollback(release(full, "v1"), replacing="v2", signing_key=None)
+    with pytest.raises(ModelRejected, match="unsigned"):
+        champ.offer(unsigned)
+    assert champ.current is not None and champ.current.version == "v2"
+
+
+def test_a_shadow_forged_into_a_champion_is_refused(full: lgb.Booster, other: lgb.Booster) -> None:
+    champ = Champion(KEY)
+    serving = champ.offer(release(full, "v1"))
+    shadow = release(other, "v2", role="shadow")
+    champ.offer(shadow)
+    with pytest.raises(ModelRejected, match="bad signature"):
+        champ.offer({**shadow, "role": "champion"})  # promoted by someone without the key
+    assert champ.slots()[0] is serving
+
+
+def test_refusals_kept_are_bounded(full: lgb.Booster) -> None:
+    champ = Champion(KEY)
+    junk = release(full, "v1", key=b"not-the-deployment-key")
+    for i in range(REJECTED_KEPT + 50):
+        with pytest.raises(ModelRejected):
+            champ.offer({**junk, "version": f"junk-{i}"})
+    assert len(champ.rejected) == REJECTED_KEPT and champ.refused == REJECTED_KEPT + 50
+    assert champ.rejected[-1][0] == f"junk-{REJECTED_KEPT + 49}"

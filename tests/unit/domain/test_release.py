@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import lightgbm as lgb
 import numpy as np
 import pytest
 
-from streamlearn.domain.release import build_release, load_booster, make_version, verify_release
+from streamlearn.domain.release import (
+    as_rollback,
+    build_release,
+    load_booster,
+    make_version,
+    pack_stored,
+    resign,
+    serving_order,
+    signed_form,
+    unpack_stored,
+    verify_release,
+)
 from streamlearn.foundation.errors import ModelRejected
 from streamlearn.learners.drift import bins_from_record, bins_to_record, reference_bins
 from streamlearn.schemas import Serde
@@ -148,3 +160,110 @@ def test_reference_bins_of_the_training_rows_travel_in_the_release(booster):
     )
     assert made["reference_bins"] == bins_to_record(bins)
     assert release(booster)["reference_bins"] == {}  # none given: an empty map
+
+
+# --- S14: the signature covers the whole release ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"version": "v20990101T000000-abcdef"},
+        {"created_at": 4_000_000_000_000},
+        {"role": "shadow"},
+        {"name": "other"},
+        {"metrics": {"holdout_ap": 0.99}},
+        {"reference_bins": {"amount": {"edges": [0.0], "proportions": [0.1, 0.9]}}},
+        {"feature_names": ["card_count_1h", "amount", "merchant_fraud_rate"]},
+        {"train_end": 1_800_000_000_000},
+        {"reason": "forged"},
+        {"rollback": {"of": "v0", "at": 4_000_000_000_000}},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_tampered_metadata_is_rejected(booster, change):
+    record = release(booster)
+    verify_release(record, signing_key=KEY, known_features=FEATURES)
+    with pytest.raises(ModelRejected, match="bad signature"):
+        verify_release({**record, **change}, signing_key=KEY, known_features=FEATURES)
+
+
+def test_the_signature_survives_avro_and_resigning_keeps_it_valid(booster):
+    serde = Serde("ModelRelease")
+    record = serde.decode(serde.encode(release(booster)))
+    verify_release(record, signing_key=KEY, known_features=FEATURES)
+    shadow = resign(record, KEY, role="shadow")
+    assert shadow["signature"] != record["signature"]
+    verify_release(serde.decode(serde.encode(shadow)), signing_key=KEY, known_features=FEATURES)
+    assert resign(record, None)["signature"] is None
+
+
+def test_a_model_only_signature_is_refused_with_a_hint(booster):
+    import hashlib
+    import hmac
+
+    record = release(booster)
+    legacy = hmac.new(KEY, record["model"], hashlib.sha256).hexdigest()
+    with pytest.raises(ModelRejected, match="model bytes only"):
+        verify_release({**record, "signature": legacy}, signing_key=KEY, known_features=FEATURES)
+
+
+def test_the_signed_form_is_canonical(booster):
+    record = release(booster)
+    reordered = {k: record[k] for k in reversed(record)}
+    reordered["metrics"] = dict(reversed(list(record["metrics"].items())))
+    assert signed_form(reordered) == signed_form(record)
+    # An optional field added later (null by default) leaves earlier signatures valid.
+    assert signed_form({**record, "rollback": None}) == signed_form(
+        {k: v for k, v in record.items() if k != "rollback"}
+    )
+    assert record["model"] not in signed_form(record)  # the model enters by its digest
+
+
+def test_serving_order_a_rollback_counts_from_its_own_time(booster):
+    record = release(booster)
+    assert serving_order(record) == (record["created_at"], record["version"])
+    back = as_rollback(record, replacing="v2", signing_key=KEY, at_ms=record["created_at"] + 5)
+    assert back["role"] == "champion" and back["rollback"] == {
+        "of": "v2",
+        "at": record["created_at"] + 5,
+    }
+    assert serving_order(back) > serving_order(record)
+    verify_release(back, signing_key=KEY, known_features=FEATURES)
+
+
+def test_releases_of_the_previous_schema_still_decode(booster):
+    # schemas/history keeps the schema before `rollback` was added (releases on the topic).
+    import copy
+    import io
+
+    import fastavro
+
+    from streamlearn.schemas.serde import HISTORY_DIR, MAGIC, schema_fingerprint
+
+    old = json.loads((HISTORY_DIR / "model_release.v2.avsc").read_text())
+    assert "rollback" not in {f["name"] for f in old["fields"]}
+    record = {k: v for k, v in release(booster).items() if k != "rollback"}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(copy.deepcopy(old)), record)
+    decoded = Serde("ModelRelease").decode(MAGIC + schema_fingerprint(old) + body.getvalue())
+    assert decoded["rollback"] is None
+    verify_release(decoded, signing_key=KEY, known_features=FEATURES)
+
+
+def test_stored_encoding_round_trips(booster):
+    serde = Serde("ModelRelease")
+    record = release(booster)
+    text = pack_stored(serde.encode(record))
+    assert text.isascii() and serde.decode(unpack_stored(text)) == record
+    with pytest.raises(ValueError):
+        unpack_stored("not base64!")
+
+
+def test_a_field_the_schema_lacks_fails_after_encoding(booster):
+    # Signed over every field given: one the schema drops when encoding breaks the signature
+    # of the decoded release (fail-safe), rather than passing unsigned data along.
+    serde = Serde("ModelRelease")
+    extra = resign(release(booster), KEY, comment="not in the schema")
+    with pytest.raises(ModelRejected, match="bad signature"):
+        verify_release(serde.decode(serde.encode(extra)), signing_key=KEY, known_features=FEATURES)
