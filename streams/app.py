@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from streamlearn.foundation.dead_letters import store_rows
 from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.kafka import faust_broker_options
 from streamlearn.foundation.settings import Settings
@@ -28,6 +29,7 @@ from streamlearn.streams.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 DRIFT_INTERVAL_S = 5.0
+DEAD_LETTERS_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
 OUTCOME_BATCH_WITHIN_S = 1.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
@@ -208,6 +210,10 @@ def build_app(settings: Settings, ctx: WorkerContext) -> faust.App:
     @app.timer(interval=DRIFT_INTERVAL_S)
     async def write_drift() -> None:
         await flush_drift(ctx)
+
+    @app.timer(interval=DEAD_LETTERS_INTERVAL_S)  # streamlearn.dead_letters, idempotent
+    async def write_dead_letters() -> None:
+        await store_rows(ctx.dlq.rows, ctx.sink.insert)
 
     @app.timer(interval=METRICS_INTERVAL_S)
     async def write_online_metrics() -> None:

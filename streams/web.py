@@ -1,8 +1,7 @@
-"""The worker's HTTP views: /status, and store access for CLI commands while it owns chdb."""
+"""The worker's HTTP views: /status, and store access for CLI commands (streams/store_access)."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Any
@@ -10,11 +9,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streamlearn.foundation.errors import StoreUnavailable
-from streamlearn.foundation.store.access import decode_rows
 from streamlearn.streams.context import WorkerContext
-
-ARROW = "application/vnd.apache.arrow.stream"
+from streamlearn.streams.store_access import register_store_views
 
 
 def _clean(value: Any) -> Any:
@@ -79,52 +75,4 @@ def register_views(app: faust.App, ctx: WorkerContext) -> None:
         async def get(self, request: Request) -> Response:
             return self.json(status_snapshot(ctx))
 
-    @app.page("/store/query/")
-    class StoreQuery(View):
-        async def post(self, request: Request) -> Response:
-            payload = json.loads(await self.read_request_content(request))
-            settings = dict(payload.get("settings") or {})
-            if payload.get("readonly"):
-                settings["readonly"] = 1
-            try:
-                table = await ctx.sink.call(
-                    lambda: ctx.store.query_arrow(
-                        payload["sql"], payload.get("parameters"), **settings
-                    )
-                )
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            import pyarrow as pa
-
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            return self.bytes(sink.getvalue().to_pybytes(), content_type=ARROW)
-
-    @app.page("/store/insert/")
-    class StoreInsert(View):
-        async def post(self, request: Request) -> Response:
-            payload = json.loads(await self.read_request_content(request))
-            try:
-                await ctx.sink.call(
-                    ctx.store.insert,
-                    payload["table"],
-                    decode_rows(payload["rows"]),
-                    payload["columns"],
-                    payload.get("token"),
-                )
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            return self.json({"inserted": len(payload["rows"])})
-
-    @app.page("/store/command/")
-    class StoreCommand(View):
-        async def post(self, request: Request) -> Response:
-            payload = json.loads(await self.read_request_content(request))
-            try:
-                result = await ctx.sink.call(
-                    ctx.store.command, payload["sql"], payload.get("settings")
-                )
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            return self.json({"result": result if isinstance(result, int | str) else str(result)})
+    register_store_views(app, ctx)

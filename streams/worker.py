@@ -90,12 +90,12 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     store = Store(settings.store_url)
     store.migrate()
     ctx = build_context(settings, store)
-    signing_key = settings.model_signing_key
+    checkpoint_key = settings.checkpoint_key
     restored = start_checkpoints(
         ctx,
         settings.state_dir,
         settings.worker_id,
-        signing_key.get_secret_value().encode() if signing_key else None,
+        checkpoint_key.get_secret_value().encode() if checkpoint_key else None,
     )
     ctx.merchant_risk.replace(store.query_rows(REFRESH_SQL)[1])
     assert ctx.registry is not None  # set above

@@ -1,17 +1,49 @@
-"""The only writer of the dead-letter topic: raw bytes kept, reason and origin in headers."""
+"""The only writer of the dead-letter topic: raw bytes kept, reason and origin in headers.
+
+A letter the topic refuses whole (larger than its max.message.bytes, or any produce error) is
+sent once more in a bounded form: the first FALLBACK_VALUE_BYTES of the value, the reason,
+the origin and the original size, with a `truncated` header. If even that fails it is counted
+and logged; the worker goes on either way. Every letter is also kept as a row for
+`streamlearn.dead_letters` (store_rows), and logging is a summary per reason and interval.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
-from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.kafka import confluent_config, produce
 from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store.dedup import batch_token
 
 log = logging.getLogger(__name__)
+
+FALLBACK_VALUE_BYTES = 1024  # of the original value, in the bounded form
+FALLBACK_KEY_BYTES = 256
+ERROR_BYTES = 2000  # the error header and column
+SUMMARY_INTERVAL_S = 10.0
+MAX_ROWS = 10_000  # rows waiting for the store; the oldest go first (counted)
+TABLE = "dead_letters"
+ROW_COLUMNS = (
+    "time",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "stage",
+    "error",
+    "key",
+    "value_size",
+)
+Header = tuple[str, str | bytes | None]
 
 
 @dataclass
@@ -26,6 +58,100 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
 
+    @property
+    def origin(self) -> str:
+        return f"{self.source_topic}[{self.partition}]@{self.offset}"
+
+
+def reason_of(stage: str, error: str) -> str:
+    """What letters have in common: the error with numbers as N, up to its first detail
+    (the grouping of the report's dead-letter chart)."""
+    text = re.sub(r"[0-9][0-9.eE+-]*", "N", error)
+    text = re.split(r"[:(\[{]", text, maxsplit=1)[0].strip()
+    return f"{stage}: {text[:60]}"
+
+
+class LogSummary:
+    """One log line per reason per interval: a storm of bad input is a few lines, not one each.
+
+    The first letter of a new reason is logged at once; the others are counted and logged as
+    one line with the count when the interval ends (checked on each note and by emit_due).
+    """
+
+    def __init__(self, interval_s: float = SUMMARY_INTERVAL_S, clock=time.monotonic) -> None:
+        self.interval_s = interval_s
+        self.clock = clock
+        self._window_start = clock()
+        self._more: dict[str, tuple[int, str]] = {}  # reason -> (count since logged, example)
+
+    def note(self, letter: DeadLetter) -> None:
+        self.emit_due()
+        reason = reason_of(letter.stage, letter.error)
+        if reason not in self._more:
+            log.warning("dead letter %s (%s): %s", letter.origin, letter.stage, letter.error[:300])
+            self._more[reason] = (0, letter.origin)
+        else:
+            count, _ = self._more[reason]
+            self._more[reason] = (count + 1, letter.origin)
+
+    def emit_due(self) -> None:
+        now = self.clock()
+        if now - self._window_start < self.interval_s:
+            return
+        for reason, (count, example) in self._more.items():
+            if count:
+                log.warning(
+                    "dead letters: %d more %s in the last %.0fs (latest %s)",
+                    count,
+                    reason,
+                    now - self._window_start,
+                    example,
+                )
+        # A reason still arriving stays known (no new first line); a quiet one is forgotten.
+        self._more = {r: (0, ex) for r, (count, ex) in self._more.items() if count}
+        self._window_start = now
+
+
+class DeadLetterRows:
+    """The rows of streamlearn.dead_letters not stored yet: the newest MAX_ROWS (bounded)."""
+
+    def __init__(self, max_rows: int = MAX_ROWS) -> None:
+        self._rows: deque[list[Any]] = deque(maxlen=max_rows)
+        self.dropped = 0  # pushed out before the store took them
+
+    def keep(self, letter: DeadLetter) -> None:
+        if len(self._rows) == self._rows.maxlen:
+            self.dropped += 1
+        key = (letter.key or b"")[:FALLBACK_KEY_BYTES].decode("utf-8", "replace")
+        self._rows.append(
+            [
+                dt.datetime.now(dt.UTC),
+                letter.source_topic,
+                letter.partition,
+                letter.offset,
+                letter.stage,
+                letter.error[:ERROR_BYTES],
+                key,
+                len(letter.value or b""),
+            ]
+        )
+
+    def take(self) -> list[list[Any]]:
+        """The rows kept since the last take."""
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+    def put_back(self, rows: Sequence[list[Any]]) -> None:
+        """Rows whose insert did not complete: kept for the next try (the oldest go first)."""
+        merged = [*rows, *self._rows]
+        self.dropped += max(0, len(merged) - (self._rows.maxlen or len(merged)))
+        self._rows.clear()
+        self._rows.extend(merged)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
 
 @dataclass
 class DeadLetterWriter:
@@ -33,8 +159,12 @@ class DeadLetterWriter:
 
     settings: Settings
     counts: dict[str, int] = field(default_factory=dict)
+    truncated: int = 0  # sent in the bounded form
+    undeliverable: int = 0  # not even the bounded form could be sent (logged, in the rows)
+    rows: DeadLetterRows = field(default_factory=DeadLetterRows)
+    summary: LogSummary = field(default_factory=LogSummary)
     _producer: Producer | None = None
-    _errors: list[str] = field(default_factory=list)
+    _refused: list[tuple[DeadLetter, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.topic = self.settings.topic("dead-letters")
@@ -46,52 +176,135 @@ class DeadLetterWriter:
         )
 
     def send(self, letter: DeadLetter) -> None:
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("error", letter.error.encode("utf-8", "replace")[:2000]),
-            ("stage", letter.stage.encode()),
-            ("source_topic", letter.source_topic.encode()),
-            ("source_partition", str(letter.partition).encode()),
-            ("source_offset", str(letter.offset).encode()),
-            ("failed_at", str(int(time.time() * 1000)).encode()),
-        ]
         self.counts[letter.stage] = self.counts.get(letter.stage, 0) + 1
-        log.warning(
-            "dead letter %s[%d]@%d (%s): %s",
-            letter.source_topic,
-            letter.partition,
-            letter.offset,
-            letter.stage,
-            letter.error,
-        )
-        assert self._producer is not None
-        while True:
-            try:
-                self._producer.produce(
-                    self.topic,
-                    key=letter.key,
-                    value=letter.value,
-                    headers=headers,
-                    on_delivery=self._on_delivery,
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.1)
-        self._producer.poll(0)
-
-    def _on_delivery(self, err, _msg) -> None:
-        if err is not None:
-            self._errors.append(str(err))
+        self.summary.note(letter)
+        self.rows.keep(letter)
+        try:
+            self._produce(letter.key, letter.value, headers(letter), self._delivered, letter)
+        except KafkaException as exc:  # refused before it left, e.g. larger than the client allows
+            self._send_bounded(letter, _kafka_reason(exc))
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Block until every dead letter is acknowledged; raise if any was refused."""
+        """Block until every dead letter is acknowledged, resending refused ones bounded.
+
+        Raises only if the broker does not acknowledge within the timeout (an outage, not
+        a poison message): a letter the topic refuses never stops the caller.
+        """
         assert self._producer is not None
         remaining = self._producer.flush(timeout)
-        if remaining or self._errors:
-            errors, self._errors = self._errors, []
+        if self._refused:
+            refused, self._refused = self._refused, []
+            for letter, reason in refused:
+                self._send_bounded(letter, reason)
+            remaining = self._producer.flush(timeout)
+        self.summary.emit_due()
+        if remaining:
             raise RuntimeError(
-                f"dead-letter delivery failed ({remaining} pending): {'; '.join(errors[:3])}"
+                f"dead-letter delivery: {remaining} not acknowledged within {timeout:.0f}s "
+                f"(is Kafka at {self.settings.kafka_bootstrap} up?)"
             )
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    # -- internals -------------------------------------------------------------------------
+    def _produce(self, key, value, hdrs: list[Header], callback, letter: DeadLetter) -> None:
+        assert self._producer is not None
+        produce(
+            self._producer,
+            self.topic,
+            value,
+            key=key,
+            headers=hdrs,
+            on_delivery=partial(callback, letter),
+        )
+        self._producer.poll(0)
+
+    def _delivered(self, letter: DeadLetter, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._refused.append((letter, str(err)))
+
+    def _send_bounded(self, letter: DeadLetter, reason: str) -> None:
+        """The letter once more, bounded: truncated value and key, reason, original sizes."""
+        self.truncated += 1
+        log.warning(
+            "dead letter %s refused whole by %s (%s): sending it truncated to %d bytes",
+            letter.origin,
+            self.topic,
+            reason[:200],
+            FALLBACK_VALUE_BYTES,
+        )
+        value = letter.value[:FALLBACK_VALUE_BYTES] if letter.value is not None else None
+        key = letter.key[:FALLBACK_KEY_BYTES] if letter.key is not None else None
+        try:
+            self._produce(key, value, bounded_headers(letter, reason), self._lost, letter)
+        except KafkaException as exc:
+            self._lost(letter, _kafka_reason(exc), None)
+
+    def _lost(self, letter: DeadLetter, err: Any, _msg: Any) -> None:
+        if err is None:
+            return
+        self.undeliverable += 1
+        log.error(
+            "dead letter %s (%s) could not be sent even truncated: %s; it is counted in "
+            "dead_letters_undeliverable and kept in streamlearn.dead_letters",
+            letter.origin,
+            letter.stage,
+            str(err)[:200],
+        )
+
+
+def headers(letter: DeadLetter) -> list[Header]:
+    """The contract's headers: error, stage and origin (the error cut to ERROR_BYTES)."""
+    return [
+        ("error", letter.error.encode("utf-8", "replace")[:ERROR_BYTES]),
+        ("stage", letter.stage.encode()),
+        ("source_topic", letter.source_topic.encode()),
+        ("source_partition", str(letter.partition).encode()),
+        ("source_offset", str(letter.offset).encode()),
+        ("failed_at", str(int(time.time() * 1000)).encode()),
+    ]
+
+
+def bounded_headers(letter: DeadLetter, reason: str) -> list[Header]:
+    """The headers of the bounded form: the contract's, plus why and how it was cut."""
+    cut = (
+        len(letter.value or b"") > FALLBACK_VALUE_BYTES
+        or len(letter.key or b"") > FALLBACK_KEY_BYTES
+    )
+    return [
+        *headers(letter),
+        ("truncated", b"true" if cut else b"false"),
+        ("truncated_reason", reason.encode("utf-8", "replace")[:500]),
+        ("original_value_size", str(len(letter.value or b"")).encode()),
+        ("original_key_size", str(len(letter.key or b"")).encode()),
+    ]
+
+
+def rows_token(rows: Sequence[Sequence[Any]]) -> str:
+    """Deduplication token of a batch of rows, from the letters' origins (and stages)."""
+    origins = (f"{r[1]}\0{r[2]}\0{r[3]}\0{r[4]}" for r in rows)
+    return batch_token(TABLE, 0, 0, len(rows), origins)
+
+
+async def store_rows(
+    kept: DeadLetterRows,
+    insert: Callable[[str, list[list[Any]], Sequence[str], str], Awaitable[None]],
+) -> int:
+    """Store the rows kept since the last call in streamlearn.dead_letters, idempotently: the
+    token comes from the origins, and the table is keyed by them (one row each under FINAL)."""
+    rows = kept.take()
+    if not rows:
+        return 0
+    try:
+        await insert(TABLE, rows, ROW_COLUMNS, rows_token(rows))
+    except BaseException:
+        kept.put_back(rows)
+        raise
+    return len(rows)
+
+
+def _kafka_reason(exc: KafkaException) -> str:
+    err = exc.args[0] if exc.args else exc
+    return str(getattr(err, "str", lambda: err)())

@@ -1,0 +1,162 @@
+"""The worker's /store/* endpoints: the CLI's access to the store the worker owns, guarded.
+
+A request is served only if it carries the token the worker wrote at start to
+`<state dir>/worker.token` (0600), names this machine's loopback address in `Host` (no DNS
+rebinding), carries no foreign `Origin` (no cross-site page) and is `application/json` (which
+a browser cannot send cross-site without a preflight this server never approves). Its SQL is
+then parsed by ClickHouse (EXPLAIN AST) and must stay inside the streamlearn database
+(streams/sql_policy.py); a read-only request runs with readonly=1 and max_execution_time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from streamlearn.foundation.errors import StoreUnavailable
+from streamlearn.foundation.store.access import (
+    OUTSIDE_REFUSAL,
+    TOKEN_HEADER,
+    create_token,
+    decode_rows,
+)
+from streamlearn.streams.context import WorkerContext
+from streamlearn.streams.sql_policy import refusal as sql_refusal
+
+ARROW = "application/vnd.apache.arrow.stream"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def _host_and_port(host: str) -> tuple[str, str]:
+    if host.startswith("["):  # [::1]:6066
+        name, _, rest = host.partition("]")
+        return name + "]", rest[1:] if rest.startswith(":") else rest
+    name, _, port = host.partition(":")
+    return name, port
+
+
+def request_refusal(headers: Mapping[str, str], port: int, token: str) -> tuple[int, str] | None:
+    """(HTTP status, reason) if the request may not be served, else None (pure)."""
+    host = headers.get("Host", "")
+    name, host_port = _host_and_port(host)
+    if name.lower() not in LOOPBACK or host_port not in ("", str(port)):
+        return 403, f"Host {host!r} is not this worker's address (127.0.0.1:{port})"
+    origin = headers.get("Origin")
+    if origin is not None and origin.lower() not in {f"http://{h}:{port}" for h in LOOPBACK}:
+        return 403, f"cross-origin request from {origin!r} refused"
+    sent = headers.get(TOKEN_HEADER, "")
+    if not sent or not hmac.compare_digest(sent.encode(), token.encode()):
+        return 401, f"missing or wrong {TOKEN_HEADER} (the worker's token file)"
+    content_type = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        return 415, f"Content-Type must be application/json, not {content_type or 'none'!r}"
+    return None
+
+
+async def check_sql(
+    ctx: WorkerContext, sql: Any, parameters: Any, *, readonly: bool, write: bool = False
+) -> str | None:
+    """Why ClickHouse's parse of this SQL keeps it from running here, or None."""
+    if not isinstance(sql, str) or not sql.strip():
+        return "no SQL"
+    try:
+        _, rows = await ctx.sink.call(ctx.store.query_rows, "EXPLAIN AST " + sql, parameters)
+    except StoreUnavailable as exc:
+        return f"it does not parse: {exc}"
+    reason = sql_refusal([str(r[0]) for r in rows], readonly=readonly, write=write)
+    return f"{OUTSIDE_REFUSAL} reaches only the streamlearn database: {reason}" if reason else None
+
+
+def query_settings(ctx: WorkerContext, readonly: bool) -> dict[str, Any]:
+    """The worker's own settings for a query; the client's are never used."""
+    if not readonly:
+        return {}
+    return {"readonly": 1, "max_execution_time": ctx.settings.query_max_execution_s}
+
+
+def register_store_views(app: faust.App, ctx: WorkerContext) -> None:
+    """/store/query/, /store/insert/ and /store/command/, behind request_refusal."""
+    token = create_token(ctx.settings)
+    port = ctx.settings.web_port
+
+    async def admitted(view: View, request: Request) -> dict[str, Any] | Response:
+        """The request's JSON payload, or the response that refuses it."""
+        refused = request_refusal(request.headers, port, token)
+        if refused is not None:
+            return view.text(refused[1], status=refused[0])
+        try:
+            payload = json.loads(await view.read_request_content(request))
+        except ValueError:
+            return view.text("the body is not JSON", status=400)
+        if not isinstance(payload, dict):
+            return view.text("the body is not a JSON object", status=400)
+        return payload
+
+    @app.page("/store/query/")
+    class StoreQuery(View):
+        async def post(self, request: Request) -> Response:
+            payload = await admitted(self, request)
+            if not isinstance(payload, dict):
+                return payload
+            readonly = bool(payload.get("readonly"))
+            sql, parameters = payload.get("sql"), payload.get("parameters")
+            reason = await check_sql(ctx, sql, parameters, readonly=readonly)
+            if reason:
+                return self.text(reason, status=403)
+            settings = query_settings(ctx, readonly)
+            try:
+                table = await ctx.sink.call(
+                    lambda: ctx.store.query_arrow(sql, parameters, **settings)
+                )
+            except StoreUnavailable as exc:
+                return self.text(str(exc), status=400)
+            import pyarrow as pa
+
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            return self.bytes(sink.getvalue().to_pybytes(), content_type=ARROW)
+
+    @app.page("/store/insert/")
+    class StoreInsert(View):
+        async def post(self, request: Request) -> Response:
+            payload = await admitted(self, request)
+            if not isinstance(payload, dict):
+                return payload
+            table, columns = payload.get("table"), payload.get("columns")
+            names = [table, *columns] if isinstance(columns, list) else [None]
+            if not all(isinstance(n, str) and IDENTIFIER.fullmatch(n) for n in names):
+                return self.text("table and columns must be plain identifiers", status=400)
+            try:
+                await ctx.sink.call(
+                    ctx.store.insert,
+                    table,
+                    decode_rows(payload.get("rows") or []),
+                    columns,
+                    payload.get("token"),
+                )
+            except StoreUnavailable as exc:
+                return self.text(str(exc), status=400)
+            return self.json({"inserted": len(payload.get("rows") or [])})
+
+    @app.page("/store/command/")
+    class StoreCommand(View):
+        async def post(self, request: Request) -> Response:
+            payload = await admitted(self, request)
+            if not isinstance(payload, dict):
+                return payload
+            reason = await check_sql(ctx, payload.get("sql"), None, readonly=False, write=True)
+            if reason:
+                return self.text(reason, status=403)
+            try:
+                result = await ctx.sink.call(ctx.store.command, payload["sql"])
+            except StoreUnavailable as exc:
+                return self.text(str(exc), status=400)
+            return self.json({"result": result if isinstance(result, int | str) else str(result)})
