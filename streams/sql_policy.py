@@ -112,10 +112,12 @@ def _node_refusal(node: Node, readonly: bool) -> str | None:
 def _root_refusal(root: Node, write: bool) -> str | None:
     allowed = READ_ROOTS | (WRITE_ROOTS if write else frozenset())
     if root.kind not in allowed:
-        what = "read-only requests take" if not write else "the worker accepts"
-        return f"a {root.kind} statement ({what} SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN" + (
-            ", INSERT, ALTER ... UPDATE/DELETE, OPTIMIZE)" if write else ")"
-        )
+        if write:
+            return (
+                f"{root.kind} refused (the worker runs SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN, "
+                "INSERT, ALTER ... UPDATE/DELETE and OPTIMIZE)"
+            )
+        return f"{root.kind} refused (a read-only request: SELECT, SHOW, DESCRIBE, EXISTS, EXPLAIN)"
     if root.kind == "Explain":
         inner = root.children[0].kind if root.children else ""
         if inner not in READ_ROOTS:

@@ -71,14 +71,15 @@ async def check_sql(
     except StoreUnavailable as exc:
         return f"it does not parse: {exc}"
     reason = sql_refusal([str(r[0]) for r in rows], readonly=readonly, write=write)
-    return f"{OUTSIDE_REFUSAL} reaches only the streamlearn database: {reason}" if reason else None
+    return f"{OUTSIDE_REFUSAL} {reason}" if reason else None
 
 
 def query_settings(ctx: WorkerContext, readonly: bool) -> dict[str, Any]:
     """The worker's own settings for a query; the client's are never used."""
     if not readonly:
         return {}
-    return {"readonly": 1, "max_execution_time": ctx.settings.query_max_execution_s}
+    # The time limit first: once readonly=1 is set, no other setting may change.
+    return {"max_execution_time": ctx.settings.query_max_execution_s, "readonly": 1}
 
 
 def register_store_views(app: faust.App, ctx: WorkerContext) -> None:

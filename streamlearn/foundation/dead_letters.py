@@ -74,21 +74,27 @@ def reason_of(stage: str, error: str) -> str:
 class LogSummary:
     """One log line per reason per interval: a storm of bad input is a few lines, not one each.
 
-    The first letter of a new reason is logged at once; the others are counted and logged as
+    The first event of a new reason is logged at once; the others are counted and logged as
     one line with the count when the interval ends (checked on each note and by emit_due).
     """
 
-    def __init__(self, interval_s: float = SUMMARY_INTERVAL_S, clock=time.monotonic) -> None:
+    def __init__(
+        self, interval_s: float = SUMMARY_INTERVAL_S, clock=time.monotonic, level=logging.WARNING
+    ) -> None:
         self.interval_s = interval_s
         self.clock = clock
+        self.level = level
         self._window_start = clock()
         self._more: dict[str, tuple[int, str]] = {}  # reason -> (count since logged, example)
 
-    def note(self, letter: DeadLetter) -> None:
+    def note(self, letter: DeadLetter, what: str = "dead letter", detail: str = "") -> None:
         self.emit_due()
-        reason = reason_of(letter.stage, letter.error)
+        reason = reason_of(letter.stage, detail or letter.error)
+        if what != "dead letter":
+            reason = f"{what}: {reason}"
         if reason not in self._more:
-            log.warning("dead letter %s (%s): %s", letter.origin, letter.stage, letter.error[:300])
+            text = (detail or letter.error)[:300]
+            log.log(self.level, "%s %s (%s): %s", what, letter.origin, letter.stage, text)
             self._more[reason] = (0, letter.origin)
         else:
             count, _ = self._more[reason]
@@ -100,7 +106,8 @@ class LogSummary:
             return
         for reason, (count, example) in self._more.items():
             if count:
-                log.warning(
+                log.log(
+                    self.level,
                     "dead letters: %d more %s in the last %.0fs (latest %s)",
                     count,
                     reason,
@@ -159,12 +166,13 @@ class DeadLetterWriter:
 
     settings: Settings
     counts: dict[str, int] = field(default_factory=dict)
-    truncated: int = 0  # sent in the bounded form
+    truncated: int = 0  # sent again in the bounded form
     undeliverable: int = 0  # not even the bounded form could be sent (logged, in the rows)
     rows: DeadLetterRows = field(default_factory=DeadLetterRows)
     summary: LogSummary = field(default_factory=LogSummary)
-    _producer: Producer | None = None
+    failures: LogSummary = field(default_factory=lambda: LogSummary(level=logging.ERROR))
     _refused: list[tuple[DeadLetter, str]] = field(default_factory=list)
+    _bounded_producer: Producer | None = None
 
     def __post_init__(self) -> None:
         self.topic = self.settings.topic("dead-letters")
@@ -180,7 +188,7 @@ class DeadLetterWriter:
         self.summary.note(letter)
         self.rows.keep(letter)
         try:
-            self._produce(letter.key, letter.value, headers(letter), self._delivered, letter)
+            self._produce(self._producer, letter.key, letter.value, headers(letter), letter)
         except KafkaException as exc:  # refused before it left, e.g. larger than the client allows
             self._send_bounded(letter, _kafka_reason(exc))
 
@@ -190,14 +198,13 @@ class DeadLetterWriter:
         Raises only if the broker does not acknowledge within the timeout (an outage, not
         a poison message): a letter the topic refuses never stops the caller.
         """
-        assert self._producer is not None
         remaining = self._producer.flush(timeout)
-        if self._refused:
-            refused, self._refused = self._refused, []
-            for letter, reason in refused:
-                self._send_bounded(letter, reason)
-            remaining = self._producer.flush(timeout)
+        for letter, reason in self._take_refused():
+            self._send_bounded(letter, reason)
+        if self._bounded_producer is not None:
+            remaining += self._bounded_producer.flush(timeout)
         self.summary.emit_due()
+        self.failures.emit_due()
         if remaining:
             raise RuntimeError(
                 f"dead-letter delivery: {remaining} not acknowledged within {timeout:.0f}s "
@@ -209,36 +216,48 @@ class DeadLetterWriter:
         return sum(self.counts.values())
 
     # -- internals -------------------------------------------------------------------------
-    def _produce(self, key, value, hdrs: list[Header], callback, letter: DeadLetter) -> None:
-        assert self._producer is not None
+    def _produce(
+        self, producer: Producer, key, value, hdrs: list[Header], letter: DeadLetter
+    ) -> None:
+        callback = self._delivered if producer is self._producer else self._lost
         produce(
-            self._producer,
+            producer,
             self.topic,
             value,
             key=key,
             headers=hdrs,
             on_delivery=partial(callback, letter),
         )
-        self._producer.poll(0)
+        producer.poll(0)
 
     def _delivered(self, letter: DeadLetter, err: Any, _msg: Any) -> None:
         if err is not None:
             self._refused.append((letter, str(err)))
 
+    def _take_refused(self) -> list[tuple[DeadLetter, str]]:
+        refused, self._refused = self._refused, []
+        return refused
+
+    def _bounded(self) -> Producer:
+        """The producer of bounded forms: one message per request, so a bounded form never
+        shares a batch (and the broker's size check) with an oversized letter."""
+        if self._bounded_producer is None:
+            self._bounded_producer = Producer(
+                confluent_config(
+                    self.settings,
+                    **{"enable.idempotence": True, "linger.ms": 0, "batch.num.messages": 1},
+                )
+            )
+        return self._bounded_producer
+
     def _send_bounded(self, letter: DeadLetter, reason: str) -> None:
         """The letter once more, bounded: truncated value and key, reason, original sizes."""
         self.truncated += 1
-        log.warning(
-            "dead letter %s refused whole by %s (%s): sending it truncated to %d bytes",
-            letter.origin,
-            self.topic,
-            reason[:200],
-            FALLBACK_VALUE_BYTES,
-        )
+        self.summary.note(letter, "dead letter sent truncated", f"refused whole: {reason}")
         value = letter.value[:FALLBACK_VALUE_BYTES] if letter.value is not None else None
         key = letter.key[:FALLBACK_KEY_BYTES] if letter.key is not None else None
         try:
-            self._produce(key, value, bounded_headers(letter, reason), self._lost, letter)
+            self._produce(self._bounded(), key, value, bounded_headers(letter, reason), letter)
         except KafkaException as exc:
             self._lost(letter, _kafka_reason(exc), None)
 
@@ -246,13 +265,8 @@ class DeadLetterWriter:
         if err is None:
             return
         self.undeliverable += 1
-        log.error(
-            "dead letter %s (%s) could not be sent even truncated: %s; it is counted in "
-            "dead_letters_undeliverable and kept in streamlearn.dead_letters",
-            letter.origin,
-            letter.stage,
-            str(err)[:200],
-        )
+        # Still in streamlearn.dead_letters (its row) and in dead_letters_undeliverable.
+        self.failures.note(letter, "dead letter lost, even truncated", str(err))
 
 
 def headers(letter: DeadLetter) -> list[Header]:

@@ -26,8 +26,8 @@ from streamlearn.foundation.store import Store
 WORKER_FILE = "worker.json"
 TOKEN_FILE = "worker.token"
 TOKEN_HEADER = "X-Streamlearn-Token"
-# How the worker starts a refusal of SQL that reaches outside the streamlearn database.
-OUTSIDE_REFUSAL = "refused by the worker: SQL through its web port"
+# How the worker starts its refusal of SQL (streams/sql_policy.py), so the CLI can say why.
+OUTSIDE_REFUSAL = "refused by the worker's SQL policy:"
 # Statements `streamlearn query` runs; ClickHouse's readonly=1 refuses writes in any form.
 READ_VERBS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
 
