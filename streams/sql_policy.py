@@ -42,6 +42,8 @@ TABLE_POSITIONS = frozenset({"TableExpression", "InsertQuery", "Storage definiti
 OUTSIDE_FUNCTIONS = frozenset({"file", "joinget", "joingetornull"})
 # Nodes whose direct Literal child is a file name: INTO OUTFILE, FROM INFILE.
 FILE_PARENTS = frozenset({"SelectWithUnionQuery", "Explain", "InsertQuery"})
+# Read statements that take a trailing SETTINGS clause (SHOW TABLES/COLUMNS do not; cheap).
+LIMITED_ROOTS = READ_ROOTS - {"ShowTables", "ShowColumns"}
 _LINE = re.compile(r"^( *)(.*?)(?: \(children (\d+)\))?$")
 
 
@@ -151,3 +153,16 @@ def refusal(explain_lines: Sequence[str], *, readonly: bool, write: bool = False
         if reason:
             return reason
     return None
+
+
+def with_limits(sql: str, explain_lines: Sequence[str], max_execution_s: float) -> str:
+    """The read-only statement with the worker's limits as its own SETTINGS clause.
+
+    Query-level settings, not session ones: they hold for this statement only (the session the
+    worker writes on keeps its settings), and readonly=1 comes last so nothing after it changes.
+    """
+    root = explain_lines[0].split(" ", 1)[0] if explain_lines else ""
+    if root not in LIMITED_ROOTS:
+        return sql
+    body = sql.rstrip().rstrip(";").rstrip()
+    return f"{body}\nSETTINGS max_execution_time = {max_execution_s:g}, readonly = 1"

@@ -5,11 +5,13 @@ A request is served only if it carries the token the worker wrote at start to
 rebinding), carries no foreign `Origin` (no cross-site page) and is `application/json` (which
 a browser cannot send cross-site without a preflight this server never approves). Its SQL is
 then parsed by ClickHouse (EXPLAIN AST) and must stay inside the streamlearn database
-(streams/sql_policy.py); a read-only request runs with readonly=1 and max_execution_time.
+(streams/sql_policy.py); a read-only statement carries readonly=1 and max_execution_time
+in its own SETTINGS clause.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import re
@@ -28,6 +30,7 @@ from streamlearn.foundation.store.access import (
 )
 from streamlearn.streams.context import WorkerContext
 from streamlearn.streams.sql_policy import refusal as sql_refusal
+from streamlearn.streams.sql_policy import with_limits
 
 ARROW = "application/vnd.apache.arrow.stream"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -62,24 +65,34 @@ def request_refusal(headers: Mapping[str, str], port: int, token: str) -> tuple[
 
 async def check_sql(
     ctx: WorkerContext, sql: Any, parameters: Any, *, readonly: bool, write: bool = False
-) -> str | None:
-    """Why ClickHouse's parse of this SQL keeps it from running here, or None."""
+) -> tuple[str | None, str]:
+    """(why ClickHouse's parse of this SQL keeps it from running here, or None; the SQL to run:
+    a read-only statement carries the worker's time limit and readonly=1)."""
     if not isinstance(sql, str) or not sql.strip():
-        return "no SQL"
+        return "no SQL", ""
     try:
         _, rows = await ctx.sink.call(ctx.store.query_rows, "EXPLAIN AST " + sql, parameters)
     except StoreUnavailable as exc:
-        return f"it does not parse: {exc}"
-    reason = sql_refusal([str(r[0]) for r in rows], readonly=readonly, write=write)
-    return f"{OUTSIDE_REFUSAL} {reason}" if reason else None
+        return f"it does not parse: {exc}", ""
+    lines = [str(r[0]) for r in rows]
+    reason = sql_refusal(lines, readonly=readonly, write=write)
+    if reason:
+        return f"{OUTSIDE_REFUSAL} {reason}", ""
+    if readonly:
+        sql = with_limits(sql, lines, ctx.settings.query_max_execution_s)
+    return None, sql
 
 
-def query_settings(ctx: WorkerContext, readonly: bool) -> dict[str, Any]:
-    """The worker's own settings for a query; the client's are never used."""
-    if not readonly:
-        return {}
-    # The time limit first: once readonly=1 is set, no other setting may change.
-    return {"max_execution_time": ctx.settings.query_max_execution_s, "readonly": 1}
+def arrow_or_recover(store: Any, sql: str, parameters: Any) -> Any:
+    """store.query_arrow, on the store thread; after a failure, one probe before anything else
+    runs there: with clickhouse-connect's chdb backend an Arrow query that fails while it runs
+    (a timeout, throwIf) leaves a garbled answer for the next call on the connection."""
+    try:
+        return store.query_arrow(sql, parameters)
+    except StoreUnavailable:
+        with contextlib.suppress(StoreUnavailable):
+            store.query_rows("SELECT 1")
+        raise
 
 
 def register_store_views(app: faust.App, ctx: WorkerContext) -> None:
@@ -107,15 +120,13 @@ def register_store_views(app: faust.App, ctx: WorkerContext) -> None:
             if not isinstance(payload, dict):
                 return payload
             readonly = bool(payload.get("readonly"))
-            sql, parameters = payload.get("sql"), payload.get("parameters")
-            reason = await check_sql(ctx, sql, parameters, readonly=readonly)
+            parameters = payload.get("parameters")
+            reason, sql = await check_sql(ctx, payload.get("sql"), parameters, readonly=readonly)
             if reason:
                 return self.text(reason, status=403)
-            settings = query_settings(ctx, readonly)
             try:
-                table = await ctx.sink.call(
-                    lambda: ctx.store.query_arrow(sql, parameters, **settings)
-                )
+                # The client's settings are never used: the statement carries the worker's.
+                table = await ctx.sink.call(arrow_or_recover, ctx.store, sql, parameters)
             except StoreUnavailable as exc:
                 return self.text(str(exc), status=400)
             import pyarrow as pa
@@ -153,11 +164,11 @@ def register_store_views(app: faust.App, ctx: WorkerContext) -> None:
             payload = await admitted(self, request)
             if not isinstance(payload, dict):
                 return payload
-            reason = await check_sql(ctx, payload.get("sql"), None, readonly=False, write=True)
+            reason, sql = await check_sql(ctx, payload.get("sql"), None, readonly=False, write=True)
             if reason:
                 return self.text(reason, status=403)
             try:
-                result = await ctx.sink.call(ctx.store.command, payload["sql"])
+                result = await ctx.sink.call(ctx.store.command, sql)
             except StoreUnavailable as exc:
                 return self.text(str(exc), status=400)
             return self.json({"result": result if isinstance(result, int | str) else str(result)})

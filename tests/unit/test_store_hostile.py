@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from streamlearn.foundation.dead_letters import DeadLetter, DeadLetterRows, store_rows
+from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.store import DATABASE, Store
 from streamlearn.streams.online import METRIC_COLUMNS
-from streamlearn.streams.sql_policy import refusal
+from streamlearn.streams.sql_policy import refusal, with_limits
+from streamlearn.streams.store_access import arrow_or_recover
 from streamlearn.streams.usage import COLUMNS as USAGE_COLUMNS
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -110,8 +112,12 @@ def test_n_dead_letters_are_n_rows_with_their_reasons_even_when_stored_twice(
     assert count(store, f"SELECT count() FROM {DATABASE}.dead_letters") == 25  # deduplicated
 
 
+def params(sql: str) -> dict[str, str] | None:
+    return {"v": "x"} if "{v:" in sql else None  # clickhouse-connect %-binds otherwise
+
+
 def explain(store: Store, sql: str) -> list[str]:
-    return [str(r[0]) for r in store.query_rows("EXPLAIN AST " + sql, {"v": "x"})[1]]
+    return [str(r[0]) for r in store.query_rows("EXPLAIN AST " + sql, params(sql))[1]]
 
 
 REFUSED_EVEN_READ_ONLY = {
@@ -175,6 +181,31 @@ def test_reads_of_the_database_pass(store: Store, sql: str) -> None:
     lines = explain(store, sql)
     assert refusal(lines, readonly=True) is None
     assert refusal(lines, readonly=False, write=True) is None
+
+
+@pytest.mark.parametrize("sql", READS.values(), ids=READS)
+def test_reads_run_with_the_worker_s_limits_in_their_own_settings(store: Store, sql: str) -> None:
+    limited = with_limits(sql + " ;", explain(store, sql), 5.0)
+    store.query_arrow(limited, params(sql))  # runs as it is
+    _, changed = store.query_rows(
+        "SELECT name FROM system.settings WHERE changed AND name IN "
+        "('readonly', 'max_execution_time')"
+    )
+    assert changed == []  # the session the worker writes on keeps its own settings
+
+
+def test_a_limited_statement_cannot_write_or_run_long(store: Store) -> None:
+    slow = (
+        "SELECT count() FROM (SELECT arrayJoin(range(3000)) AS a) AS x, "
+        "(SELECT arrayJoin(range(3000)) AS b) AS y, (SELECT arrayJoin(range(3000)) AS c) AS z "
+        "WHERE cityHash64(a, b, c) % 7 = 1"
+    )
+    with pytest.raises(StoreUnavailable, match="TIMEOUT_EXCEEDED"):
+        arrow_or_recover(store, with_limits(slow, explain(store, slow), 0.5), None)
+    assert store.query_rows("SELECT 42")[1] == [(42,)]  # the connection answers right after
+    assert with_limits("SELECT 1", ["SelectWithUnionQuery (children 1)"], 60).endswith(
+        "SETTINGS max_execution_time = 60, readonly = 1"
+    )
 
 
 @pytest.mark.parametrize("sql", WRITES.values(), ids=WRITES)
