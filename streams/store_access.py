@@ -95,80 +95,85 @@ def arrow_or_recover(store: Any, sql: str, parameters: Any) -> Any:
         raise
 
 
+async def admitted(
+    view: View, request: Request, port: int, token: str
+) -> dict[str, Any] | Response:
+    """The request's JSON payload, or the response that refuses it."""
+    refused = request_refusal(request.headers, port, token)
+    if refused is not None:
+        return view.text(refused[1], status=refused[0])
+    try:
+        payload = json.loads(await view.read_request_content(request))
+    except ValueError:
+        return view.text("the body is not JSON", status=400)
+    if not isinstance(payload, dict):
+        return view.text("the body is not a JSON object", status=400)
+    return payload
+
+
+async def serve_query(view: View, ctx: WorkerContext, payload: dict[str, Any]) -> Response:
+    readonly = bool(payload.get("readonly"))
+    parameters = payload.get("parameters")
+    reason, sql = await check_sql(ctx, payload.get("sql"), parameters, readonly=readonly)
+    if reason:
+        return view.text(reason, status=403)
+    try:
+        # The client's settings are never used: the statement carries the worker's.
+        table = await ctx.sink.call(arrow_or_recover, ctx.store, sql, parameters)
+    except StoreUnavailable as exc:
+        return view.text(str(exc), status=400)
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return view.bytes(sink.getvalue().to_pybytes(), content_type=ARROW)
+
+
+async def serve_insert(view: View, ctx: WorkerContext, payload: dict[str, Any]) -> Response:
+    table, columns = payload.get("table"), payload.get("columns")
+    names = [table, *columns] if isinstance(columns, list) else [None]
+    if not all(isinstance(n, str) and IDENTIFIER.fullmatch(n) for n in names):
+        return view.text("table and columns must be plain identifiers", status=400)
+    rows = payload.get("rows") or []
+    try:
+        await ctx.sink.call(
+            ctx.store.insert, table, decode_rows(rows), columns, payload.get("token")
+        )
+    except StoreUnavailable as exc:
+        return view.text(str(exc), status=400)
+    return view.json({"inserted": len(rows)})
+
+
+async def serve_command(view: View, ctx: WorkerContext, payload: dict[str, Any]) -> Response:
+    reason, sql = await check_sql(ctx, payload.get("sql"), None, readonly=False, write=True)
+    if reason:
+        return view.text(reason, status=403)
+    try:
+        result = await ctx.sink.call(ctx.store.command, sql)
+    except StoreUnavailable as exc:
+        return view.text(str(exc), status=400)
+    return view.json({"result": result if isinstance(result, int | str) else str(result)})
+
+
+HANDLERS = {
+    "/store/query/": ("StoreQuery", serve_query),
+    "/store/insert/": ("StoreInsert", serve_insert),
+    "/store/command/": ("StoreCommand", serve_command),
+}
+
+
 def register_store_views(app: faust.App, ctx: WorkerContext) -> None:
-    """/store/query/, /store/insert/ and /store/command/, behind request_refusal."""
+    """/store/query/, /store/insert/ and /store/command/, each behind request_refusal; the
+    token file is written anew for this worker."""
     token = create_token(ctx.settings)
     port = ctx.settings.web_port
+    for path, (name, handler) in HANDLERS.items():
 
-    async def admitted(view: View, request: Request) -> dict[str, Any] | Response:
-        """The request's JSON payload, or the response that refuses it."""
-        refused = request_refusal(request.headers, port, token)
-        if refused is not None:
-            return view.text(refused[1], status=refused[0])
-        try:
-            payload = json.loads(await view.read_request_content(request))
-        except ValueError:
-            return view.text("the body is not JSON", status=400)
-        if not isinstance(payload, dict):
-            return view.text("the body is not a JSON object", status=400)
-        return payload
-
-    @app.page("/store/query/")
-    class StoreQuery(View):
-        async def post(self, request: Request) -> Response:
-            payload = await admitted(self, request)
+        async def post(view: View, request: Request, handler=handler) -> Response:
+            payload = await admitted(view, request, port, token)
             if not isinstance(payload, dict):
                 return payload
-            readonly = bool(payload.get("readonly"))
-            parameters = payload.get("parameters")
-            reason, sql = await check_sql(ctx, payload.get("sql"), parameters, readonly=readonly)
-            if reason:
-                return self.text(reason, status=403)
-            try:
-                # The client's settings are never used: the statement carries the worker's.
-                table = await ctx.sink.call(arrow_or_recover, ctx.store, sql, parameters)
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            import pyarrow as pa
+            return await handler(view, ctx, payload)
 
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            return self.bytes(sink.getvalue().to_pybytes(), content_type=ARROW)
-
-    @app.page("/store/insert/")
-    class StoreInsert(View):
-        async def post(self, request: Request) -> Response:
-            payload = await admitted(self, request)
-            if not isinstance(payload, dict):
-                return payload
-            table, columns = payload.get("table"), payload.get("columns")
-            names = [table, *columns] if isinstance(columns, list) else [None]
-            if not all(isinstance(n, str) and IDENTIFIER.fullmatch(n) for n in names):
-                return self.text("table and columns must be plain identifiers", status=400)
-            try:
-                await ctx.sink.call(
-                    ctx.store.insert,
-                    table,
-                    decode_rows(payload.get("rows") or []),
-                    columns,
-                    payload.get("token"),
-                )
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            return self.json({"inserted": len(payload.get("rows") or [])})
-
-    @app.page("/store/command/")
-    class StoreCommand(View):
-        async def post(self, request: Request) -> Response:
-            payload = await admitted(self, request)
-            if not isinstance(payload, dict):
-                return payload
-            reason, sql = await check_sql(ctx, payload.get("sql"), None, readonly=False, write=True)
-            if reason:
-                return self.text(reason, status=403)
-            try:
-                result = await ctx.sink.call(ctx.store.command, sql)
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            return self.json({"result": result if isinstance(result, int | str) else str(result)})
+        app.page(path)(type(name, (View,), {"post": post}))
