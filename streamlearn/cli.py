@@ -452,11 +452,13 @@ def schemas_register(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An .avsc file.")],
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Register a writer schema after checking it resolves against the reader schema."""
+    """Register a writer schema after checking it resolves against the reader schema (and in the
+    schema registry too when STREAMLEARN_SCHEMA_REGISTRY_URL is set)."""
     from streamlearn.schemas.publish import register
 
-    fp = register(_settings(bootstrap), json.loads(file.read_text()))
-    console.print(f"registered {file.name} as {fp}")
+    done = register(_settings(bootstrap), json.loads(file.read_text()))
+    where = f", and as {done.subject} id {done.schema_id}" if done.subject else ""
+    console.print(f"registered {file.name} as {done.fingerprint}{where}")
 
 
 @schemas_app.command("list")

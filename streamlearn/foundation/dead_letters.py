@@ -21,7 +21,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from streamlearn.foundation.kafka import confluent_config, produce
+from streamlearn.foundation.kafka import produce, producer_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store.dedup import batch_token
 
@@ -177,7 +177,7 @@ class DeadLetterWriter:
     def __post_init__(self) -> None:
         self.topic = self.settings.topic("dead-letters")
         self._producer = Producer(
-            confluent_config(
+            producer_config(
                 self.settings,
                 **{"enable.idempotence": True, "linger.ms": 5, "message.max.bytes": 16_000_000},
             )
@@ -243,7 +243,7 @@ class DeadLetterWriter:
         shares a batch (and the broker's size check) with an oversized letter."""
         if self._bounded_producer is None:
             self._bounded_producer = Producer(
-                confluent_config(
+                producer_config(
                     self.settings,
                     **{"enable.idempotence": True, "linger.ms": 0, "batch.num.messages": 1},
                 )
