@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 
+from streamlearn.foundation.dead_letters import store_rows
 from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.kafka import faust_broker_options
 from streamlearn.foundation.settings import Settings
@@ -29,6 +30,7 @@ from streamlearn.streams.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 DRIFT_INTERVAL_S = 5.0
+DEAD_LETTERS_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
 
@@ -283,6 +285,10 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
     @app.timer(interval=DRIFT_INTERVAL_S)
     async def write_drift() -> None:
         await parts.drift.flush(parts.learning.take_drift())
+
+    @app.timer(interval=DEAD_LETTERS_INTERVAL_S)  # streamlearn.dead_letters, idempotent
+    async def write_dead_letters() -> None:
+        await store_rows(parts.dlq.rows, parts.sink.insert)
 
     @app.timer(interval=METRICS_INTERVAL_S)
     async def write_online_metrics() -> None:

@@ -200,11 +200,11 @@ class LearningThread:
         if self.checkpoint_path is None or not request.covered:
             return
         t0 = time.perf_counter()
+        learned = self.learners.learned.newest(CHECKPOINT_LEARNED_IDS)
         state = {
             **self.learners.state(),
-            "learned_ids": checkpoint.pack_ids(
-                self.learners.learned.newest(CHECKPOINT_LEARNED_IDS)
-            ),
+            "learned_ids": checkpoint.pack_ids([txn_id for txn_id, _ in learned]),
+            "learned_labels": bytes(bool(label) for _, label in learned),
             "parked": request.parked,
             "loop_counters": request.counters,
             "unlearned": request.unlearned,
@@ -228,7 +228,8 @@ def restore(
     except checkpoint.CheckpointRejected as exc:
         log.warning("checkpoint refused: %s", exc)
         return None
-    learned = checkpoint.unpack_ids(state.get("learned_ids", b""))
+    ids = checkpoint.unpack_ids(state["learned_ids"]) if "learned_ids" in state else []
+    learned = list(zip(ids, (bool(b) for b in state.get("learned_labels", b"")), strict=True))
     if not learners.restore(state, learned):
         return None
     return state, offsets

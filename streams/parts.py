@@ -8,8 +8,6 @@ shared. app.py wires the parts to Faust; tests build only the part they need.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from streamlearn.foundation.dead_letters import DeadLetterWriter
 from streamlearn.foundation.deliveries import TrackedProducer
 from streamlearn.foundation.kafka import producer_config
 from streamlearn.foundation.settings import Settings
+from streamlearn.learners import checkpoint
 from streamlearn.learners.learner_set import LearnerSet
 from streamlearn.schemas import SchemaRegistry, Serde
 from streamlearn.schemas.serde import default_registry
@@ -91,9 +90,12 @@ def build_parts(settings: Settings, sink: StoreSink) -> WorkerParts:
         settings.learners, FEATURE_NAMES, psi_threshold=settings.drift_psi_threshold
     )
     merchant_risk = MerchantRisk()
-    path = settings.state_dir / "checkpoints" / f"{settings.worker_id}.ckpt"
+    path = checkpoint.checkpoint_path(settings.state_dir, settings.worker_id)
+    configured = settings.checkpoint_key
+    key = checkpoint.checkpoint_key(
+        settings.state_dir, configured.get_secret_value().encode() if configured else None
+    )
     signing_key = signing.get_secret_value().encode() if signing else None
-    key = checkpoint_key(settings.state_dir, signing_key)
     learning = LearningThread(learners, merchant_risk, checkpoint_path=path, key=key)
     label_join = LabelJoin(
         pending_max=settings.pending_max_entries,
@@ -152,18 +154,3 @@ def _restore(parts: WorkerParts, path: Path, key: bytes, learners: LearnerSet) -
     }
     log.warning("learners restored from %s (outcomes covered: %s)", path, offsets)
     return True
-
-
-def checkpoint_key(state_dir: Path, signing_key: bytes | None) -> bytes:
-    """The settings' signing key, else a random per-deployment key kept beside checkpoints."""
-    if signing_key:
-        return signing_key
-    path = state_dir / "checkpoints" / "key"
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key

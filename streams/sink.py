@@ -32,9 +32,10 @@ from streamlearn.foundation.store import Store
 log = logging.getLogger(__name__)
 # While the store stays down, one reminder in the log this often (plus the first failure).
 REMIND_EVERY_S = 30.0
-# An analyst's query runs on one ClickHouse thread, niced (os_thread_priority: the OS schedules
-# the scoring path first), for so long at most.
-ANALYST_SETTINGS = {"max_threads": 1, "os_thread_priority": 10, "max_execution_time": 300}
+# Proxied reads (analysts, retrain, status) run on one ClickHouse thread, niced
+# (os_thread_priority: the OS schedules the scoring path first); a read-only request's statement
+# also carries max_execution_time (streams/store_access.py).
+ANALYST_SETTINGS = {"max_threads": 1, "os_thread_priority": 10}
 
 
 class Lane:
@@ -71,7 +72,9 @@ class StoreSink:
         self.url = url
         self.writes = Lane(open_store(url), "write")
         self.reads = Lane(open_store(url), "read")
-        self.analyst = Lane(open_store(url, readonly=True, session=ANALYST_SETTINGS), "analyst")
+        # readonly=2: writes refused, a statement's own SETTINGS (its time limit) allowed, and
+        # `readonly` cannot be changed; table functions are refused by the SQL policy.
+        self.analyst = Lane(open_store(url, readonly=2, session=ANALYST_SETTINGS), "analyst")
         self.max_backoff_s = max_backoff_s
         self.down_since: float | None = None
         self.failures = 0  # failed attempts since the worker started

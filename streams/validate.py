@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from streamlearn.foundation.errors import InvalidRecord
 
-MAX_ID_LEN = 256
+# Ids (transaction_id, card_id, merchant_id): 1 to 128 visible ASCII characters, '!' to '~'.
+# No spaces, control characters (a newline would split a line-based file or log line) or
+# non-ASCII look-alikes: an id is a key in state, logs, checkpoints and SQL filters.
+ID_MAX_LEN = 128
+ID_PATTERN = re.compile(rf"[\x21-\x7e]{{1,{ID_MAX_LEN}}}")
+MAX_TEXT_LEN = 256  # the optional descriptive strings (currency, country, channel, ...)
 MAX_AMOUNT = 1e9
 
 
@@ -15,8 +21,11 @@ def _require_id(record: dict[str, Any], field: str) -> None:
     value = record.get(field)
     if not isinstance(value, str) or not value:
         raise InvalidRecord(f"{field} is missing or empty")
-    if len(value) > MAX_ID_LEN:
-        raise InvalidRecord(f"{field} is longer than {MAX_ID_LEN} characters")
+    if len(value) > ID_MAX_LEN:
+        raise InvalidRecord(f"{field} is longer than {ID_MAX_LEN} characters")
+    if ID_PATTERN.fullmatch(value) is None:
+        bad = next(c for c in value if not "\x21" <= c <= "\x7e")
+        raise InvalidRecord(f"{field} holds {bad!a}: ids are visible ASCII characters ('!' to '~')")
 
 
 def _check_time(value: Any, now_ms: int, max_age_ms: int, max_future_ms: int, what: str) -> None:
@@ -46,8 +55,8 @@ def check_transaction(
     _check_time(record.get("event_time"), now_ms, max_age_ms, max_future_ms, "event_time")
     for field in ("currency", "country", "merchant_category", "channel", "device_id"):
         value = record.get(field)
-        if value is not None and len(value) > MAX_ID_LEN:
-            raise InvalidRecord(f"{field} is longer than {MAX_ID_LEN} characters")
+        if value is not None and len(value) > MAX_TEXT_LEN:
+            raise InvalidRecord(f"{field} is longer than {MAX_TEXT_LEN} characters")
 
 
 def check_outcome(record: dict[str, Any], now_ms: int, max_age_ms: int, max_future_ms: int) -> None:

@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.web import Request, Response, View
 
-from streamlearn.foundation.errors import StoreUnavailable
-from streamlearn.foundation.store.access import decode_rows
+from streamlearn.streams.store_access import register_store_views
 
 if TYPE_CHECKING:
     from streamlearn.streams.app import Running
     from streamlearn.streams.parts import WorkerParts
-
-ARROW = "application/vnd.apache.arrow.stream"
 
 
 def _clean(value: Any) -> Any:
@@ -57,6 +54,8 @@ def status_snapshot(parts: WorkerParts, running: Running) -> dict[str, Any]:
             "batch_ms_p50": sorted(s.process_ms)[len(s.process_ms) // 2] if s.process_ms else None,
             "fetched_batches": getattr(consumer, "batches_delivered", 0),
             "dead_letters": dict(parts.dlq.counts),
+            "dead_letters_truncated": parts.dlq.truncated,
+            "dead_letters_undeliverable": parts.dlq.undeliverable,
             "outcomes": s.outcomes,
             "learned": counters["learned"],
             "duplicate_outcomes": counters["duplicate"],
@@ -111,8 +110,6 @@ class StatusCache:
 def register_views(
     app: faust.App, parts: WorkerParts, running: Running, status: StatusCache
 ) -> None:
-    sink = parts.sink
-
     @app.page("/status/")
     class Status(View):
         async def get(self, request: Request) -> Response:
@@ -120,47 +117,4 @@ def register_views(
                 status.refresh()
             return self.bytes(status.body, content_type="application/json")
 
-    @app.page("/store/query/")
-    class StoreQuery(View):
-        async def post(self, request: Request) -> Response:
-            payload = json.loads(await self.read_request_content(request))
-            try:
-                table = await sink.query_analyst(payload["sql"], payload.get("parameters"))
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            import pyarrow as pa
-
-            out = pa.BufferOutputStream()
-            with pa.ipc.new_stream(out, table.schema) as writer:
-                writer.write_table(table)
-            return self.bytes(out.getvalue().to_pybytes(), content_type=ARROW)
-
-    @app.page("/store/insert/")
-    class StoreInsert(View):
-        async def post(self, request: Request) -> Response:
-            payload = json.loads(await self.read_request_content(request))
-            store = sink.writes.store
-            try:
-                await sink.writes.call(
-                    store.insert,
-                    payload["table"],
-                    decode_rows(payload["rows"]),
-                    payload["columns"],
-                    payload.get("token"),
-                )
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            return self.json({"inserted": len(payload["rows"])})
-
-    @app.page("/store/command/")
-    class StoreCommand(View):
-        async def post(self, request: Request) -> Response:
-            payload = json.loads(await self.read_request_content(request))
-            store = sink.writes.store
-            try:
-                result = await sink.writes.call(
-                    store.command, payload["sql"], payload.get("settings")
-                )
-            except StoreUnavailable as exc:
-                return self.text(str(exc), status=400)
-            return self.json({"result": result if isinstance(result, int | str) else str(result)})
+    register_store_views(app, parts.settings, parts.sink)

@@ -123,6 +123,16 @@ class Settings(BaseSettings):
     model_signing_key: SecretStr | None = Field(
         None, description="HMAC key: workers accept only models signed with it."
     )
+    checkpoint_key: SecretStr | None = Field(
+        None,
+        description="HMAC key of learner checkpoints (else a random 0600 key file in the state "
+        "dir); never the model signing key.",
+    )
+    query_max_execution_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest an analyst query through the worker's web port may run (seconds).",
+    )
 
     # Evaluation gate (batch_retrain/gate.py): the same rules offline (holdout) and live (shadow).
     gate_primary: Literal["ap", "auc", "p_at_k_day", "logloss", "ece"] = Field(

@@ -21,7 +21,7 @@ from streamlearn.batch_retrain.pipeline import run_retrain
 from streamlearn.foundation.errors import NotEnoughData, StreamlearnError
 from streamlearn.foundation.kafka import ensure_topics
 from streamlearn.foundation.settings import Settings
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import RemoteStore, worker_store
 from streamlearn.tools import broker
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import OutcomeDelays, Simulator
@@ -146,7 +146,7 @@ def run_demo(
             f"{counts.outcomes:,} outcomes "
             f"in {time.monotonic() - t0:.0f}s"
         )
-        store = RemoteStore(f"http://127.0.0.1:{settings.web_port}")
+        store = worker_store(settings)
         maturity_s = 12 * 3600
         result = _retrain(settings, store, maturity_s, "initial")
         retrains.append(result)

@@ -23,7 +23,7 @@ from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.kafka import confluent_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import worker_store
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import generate_batch
@@ -142,7 +142,7 @@ def free_port_pair() -> int:
 def remote_distinct(settings: Settings) -> int:
     """Distinct transactions stored so far, asked of the running worker (0 if it is down)."""
     try:
-        _, rows = RemoteStore(f"http://127.0.0.1:{settings.web_port}", timeout=10).query_rows(
+        _, rows = worker_store(settings, timeout=10).query_rows(
             "SELECT uniqExact(transaction_id) FROM streamlearn.transactions"
         )
     except (StreamlearnError, OSError):
@@ -153,7 +153,7 @@ def remote_distinct(settings: Settings) -> int:
 def remote_ids(settings: Settings) -> frozenset[str]:
     """The transaction ids stored so far, asked of the running worker (empty if it is down)."""
     try:
-        _, rows = RemoteStore(f"http://127.0.0.1:{settings.web_port}", timeout=30).query_rows(
+        _, rows = worker_store(settings, timeout=30).query_rows(
             "SELECT DISTINCT transaction_id FROM streamlearn.transactions"
         )
     except (StreamlearnError, OSError):

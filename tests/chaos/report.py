@@ -12,6 +12,7 @@ COLUMNS = (
     "duplicated",
     "reprocessed",
     "extra predictions",
+    "stalled",
     "seconds",
 )
 
@@ -28,6 +29,7 @@ class ChaosRow:
     reprocessed: int  # rows redone in another worker's store after a takeover (scenario d)
     extra_predictions: int  # predictions beyond one per transaction (at-least-once topic)
     seconds: float
+    stalled: int = 0  # times the worker stopped, or stopped making progress, on its own
 
     def cells(self) -> tuple[str, ...]:
         return (
@@ -38,6 +40,7 @@ class ChaosRow:
             str(self.duplicated),
             str(self.reprocessed),
             str(self.extra_predictions),
+            str(self.stalled),
             f"{self.seconds:.1f}",
         )
 

@@ -19,11 +19,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import NewTopic
 
+from streamlearn.foundation.kafka import admin
 from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store.access import worker_store
 from streamlearn.tools import broker
 from streamlearn.tools.processes import WorkerProcess
 from tests.chaos.harness import (
+    TXN,
     PacedProducer,
     StoreFigures,
     free_port_pair,
@@ -38,7 +42,7 @@ from tests.chaos.harness import (
 )
 from tests.chaos.report import ChaosRow, record
 from tests.conftest import free_port
-from tests.integration.kafka_helpers import wait_until
+from tests.integration.kafka_helpers import consume_all, produce, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -53,8 +57,10 @@ def verdict(
     predictions: Counter[str],
     started: float,
     placed: dict[str, tuple[int, int]] | None = None,
+    stalled: int = 0,
 ) -> ChaosRow:
-    """Record the scenario's row, then assert zero lost, zero duplicated, every id predicted."""
+    """Record the scenario's row, then assert zero lost, zero duplicated, zero stalled, every
+    id predicted."""
     ids = {t["transaction_id"] for t in sent}
     union = frozenset().union(*(s.ids for s in stores))
     row = record(
@@ -67,6 +73,7 @@ def verdict(
             reprocessed=sum(len(s.ids) for s in stores) - len(union),
             extra_predictions=sum(predictions.values()) - len(predictions),
             seconds=time.monotonic() - started,
+            stalled=stalled,
         )
     )
     if row.lost and placed is not None:
@@ -76,6 +83,7 @@ def verdict(
     assert union <= ids, f"{len(union - ids)} rows of transactions nobody sent"
     assert row.lost == 0, f"{row.lost} transactions lost, e.g. {sorted(ids - union)[:3]}"
     assert row.duplicated == 0, [(s.rows, s.distinct) for s in stores]
+    assert row.stalled == 0, f"the worker stalled {row.stalled} time(s)"
     unpredicted = ids - set(predictions)
     assert not unpredicted, f"{len(unpredicted)} transactions without a prediction"
     return row
@@ -328,3 +336,72 @@ def test_two_workers_one_killed(settings: Settings, tmp_path: Path) -> None:
     verdict(
         f"2 workers, kill x{kills}", txns, kills, stores, predicted(group), started, producer.placed
     )
+
+
+@pytest.mark.timeout(scaled(180, 600))
+def test_poison_that_cannot_be_dead_lettered(settings: Settings, tmp_path: Path) -> None:
+    """Poison messages the dead-letters topic refuses whole (its max.message.bytes is set to
+    4 KB here; a poison is 30-60 KB): each is dead-lettered once in its bounded form
+    (truncated, with reason, origin and original size), the worker never stops, and every
+    valid transaction around them is scored once."""
+    n, poisons = scaled(2000, 20_000), scaled(3, 12)
+    dlq = settings.topic("dead-letters")
+    client = admin(settings)  # created first: ensure_topics keeps its small limit
+    new = NewTopic(
+        dlq, num_partitions=1, replication_factor=1, config={"max.message.bytes": "4096"}
+    )
+    client.create_topics([new])[dlq].result(30)
+    txns = transactions(n, seed=606)
+    started = time.monotonic()
+    proc = worker(settings, tmp_path / "worker.log").start()
+    producer = PacedProducer(settings, txns, rate_per_s=n / 12.0)
+    producer.start()
+    stalled = 0
+    try:
+        for k in range(poisons):
+            producer.wait_progress((k + 1) / (poisons + 1))
+            produce(settings, settings.topic("transactions"), [poison(k, txns[k])])
+        producer.finish()
+        got = wait_stored(proc, n, timeout=CATCH_UP_S)
+        stalled += got < n
+        stalled += proc.proc is not None and proc.proc.poll() is not None
+        store = worker_store(settings, timeout=30)
+        wait_until(
+            lambda: (
+                store.query_rows("SELECT count() FROM streamlearn.dead_letters FINAL")[1]
+                == [(poisons,)]
+            ),
+            timeout=30,
+            what=f"{poisons} rows in dead_letters",
+        )
+        assert proc.stop(timeout=60) == 0, f"see {proc.log_path}"
+        figures = store_figures(settings.store_url)
+    finally:
+        proc.kill()
+    letters = consume_all(settings, dlq)
+    origins = {(r.headers["source_partition"], r.headers["source_offset"]) for r in letters}
+    print(f"dead letters: {len(letters)} records for {poisons} poisons, {len(origins)} origins")
+    assert len(letters) == len(origins) == poisons  # each once: no loop, none lost
+    assert all(
+        r.headers.get("truncated") == b"true" and len(r.value or b"") <= 1024 for r in letters
+    )
+    assert all(int(r.headers["original_value_size"]) > 30_000 for r in letters)
+    verdict(
+        f"poison x{poisons} (DLQ refuses it whole)",
+        txns,
+        poisons,
+        [figures],
+        predicted(settings),
+        started,
+        producer.placed,
+        stalled=stalled,
+    )
+
+
+def poison(k: int, like: dict) -> tuple[bytes, bytes]:
+    """A message too large for the dead-letter topic: undecodable junk, or a transaction whose
+    device_id breaks the contract's length limit."""
+    if k % 2 == 0:
+        return f"poison-{k}".encode(), b"\xc3\x01" + bytes(8) + random.Random(k).randbytes(60_000)
+    record = {**like, "transaction_id": f"poison-{k}", "device_id": "d" * 30_000}
+    return f"poison-{k}".encode(), TXN.encode(record)

@@ -38,7 +38,7 @@ from sklearn.metrics import roc_auc_score
 
 from streamlearn.batch_retrain.pipeline import run_retrain
 from streamlearn.foundation.settings import Settings
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import RemoteStore, worker_store
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import DRIFTED_FEATURES, OutcomeDelays, SimEvent, Simulator
@@ -64,7 +64,7 @@ WHERE t.transaction_id IN {ids:Array(String)}
 
 
 def store_of(settings: Settings) -> RemoteStore:
-    return RemoteStore(f"http://127.0.0.1:{settings.web_port}", timeout=60)
+    return worker_store(settings, timeout=60)
 
 
 def served_aucs(settings: Settings, ids: list[str]) -> dict[str, float]:

@@ -18,7 +18,7 @@ from uuid import uuid4
 import pytest
 
 from streamlearn.foundation.settings import Settings
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import worker_store
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
 from tests.chaos.harness import FAST_GROUP_ENV
@@ -138,7 +138,7 @@ def test_sigkill_mid_stream_learns_every_outcome_exactly_once(
         # The outcomes the restarted worker found already in the restored learners.
         assert final["checkpoint"]["skipped_outcomes"] >= 0
 
-        store = RemoteStore(f"http://127.0.0.1:{settings.web_port}", timeout=60)
+        store = worker_store(settings, timeout=60)
         _, rows = store.query_rows(
             "SELECT reason, transaction_id FROM streamlearn.unlearned_outcomes FINAL "
             "ORDER BY reason"

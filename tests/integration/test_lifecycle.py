@@ -35,7 +35,7 @@ from streamlearn.batch_retrain.triggers import TriggerConfig
 from streamlearn.batch_retrain.watch import watch
 from streamlearn.foundation.clock import DAY_MS
 from streamlearn.foundation.settings import Settings, settings_env
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import RemoteStore, worker_store
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import DRIFTED_FEATURES, OutcomeDelays, Simulator
@@ -58,7 +58,7 @@ def now_ms() -> int:
 
 
 def store_of(settings: Settings) -> RemoteStore:
-    return RemoteStore(f"http://127.0.0.1:{settings.web_port}", timeout=120)
+    return worker_store(settings, timeout=120)
 
 
 def wait_status(worker: WorkerProcess, check: Any, *, timeout: float, what: str) -> dict:

@@ -25,7 +25,7 @@ from streamlearn.batch_retrain.training_set import build_training_set
 from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.domain.release import build_release
 from streamlearn.foundation.settings import Settings
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import RemoteStore, worker_store
 from streamlearn.learners.drift import bins_to_record, reference_bins
 from streamlearn.schemas import Serde
 from streamlearn.tools.processes import WorkerProcess
@@ -69,7 +69,7 @@ def group_of(settings: Settings) -> str:
 
 
 def store_of(settings: Settings) -> RemoteStore:
-    return RemoteStore(f"http://127.0.0.1:{settings.web_port}", timeout=60)
+    return worker_store(settings, timeout=60)
 
 
 def scalar_row(settings: Settings, sql: str, parameters: dict[str, Any] | None = None) -> tuple:

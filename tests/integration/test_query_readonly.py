@@ -13,7 +13,7 @@ import pytest
 from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.settings import Settings, settings_env
 from streamlearn.foundation.store import Store
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import worker_store
 from streamlearn.tools.processes import WorkerProcess
 
 WRITES = {
@@ -67,7 +67,7 @@ def test_query_is_read_only_through_the_worker(settings: Settings, tmp_path: Pat
     with WorkerProcess(settings, tmp_path / "worker.log"):
         snapshot = _check_refused(settings)
         # The web port enforces it too, whatever settings a read-only client sends.
-        remote = RemoteStore(f"http://127.0.0.1:{settings.web_port}", readonly=True)
-        with pytest.raises(StoreUnavailable, match="readonly mode"):
+        remote = worker_store(settings, readonly=True)
+        with pytest.raises(StoreUnavailable, match=r"read-only request|readonly mode"):
             remote.query_df(WRITES["INSERT"], readonly=0)
     assert "evil" not in snapshot

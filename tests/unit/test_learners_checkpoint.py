@@ -1,13 +1,29 @@
-"""Checkpoints: a round trip keeps state and offsets; a foreign or altered file is refused."""
+"""Checkpoints: a round trip keeps state and offsets; a foreign or altered file is refused;
+ids of any alphabet pack and unpack; the key is private and refused when it is not."""
 
 from __future__ import annotations
 
+import logging
 import pickle
+import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
-from streamlearn.learners.checkpoint import MAGIC, CheckpointRejected, load, save
+from streamlearn.learners.checkpoint import (
+    MAGIC,
+    CheckpointRejected,
+    checkpoint_key,
+    checkpoint_path,
+    key_exposure,
+    load,
+    pack_ids,
+    save,
+    unpack_ids,
+)
 from streamlearn.learners.registry import build_learners
 
 KEY = b"k" * 32
@@ -46,3 +62,63 @@ def test_never_unpickles_an_unsigned_payload(tmp_path: Path) -> None:
     with pytest.raises(CheckpointRejected, match="not a streamlearn checkpoint"):
         load(path, KEY)
     assert issubclass(CheckpointRejected, ValueError)
+
+
+# -- S2: learned ids in any alphabet -----------------------------------------------------------
+@hyp_settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=20), max_size=50))
+def test_packed_ids_round_trip_whatever_they_hold(ids: list[str]) -> None:
+    assert unpack_ids(pack_ids(ids)) == ids
+
+
+def test_packed_ids_that_do_not_add_up_are_refused() -> None:
+    data = pack_ids(["a\nb", "", "c"])
+    assert unpack_ids(data) == ["a\nb", "", "c"]
+    for bad in (data[:-1], data + b"x", data[:6], b""):
+        with pytest.raises(CheckpointRejected, match="packed ids"):
+            unpack_ids(bad)
+
+
+# -- S15: the checkpoint key -------------------------------------------------------------------
+def test_the_key_file_and_checkpoints_are_private(tmp_path: Path) -> None:
+    key = checkpoint_key(tmp_path, None)
+    assert len(key) == 32 and checkpoint_key(tmp_path, None) == key  # made once, then read
+    folder = tmp_path / "checkpoints"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "key").stat().st_mode) == 0o600
+    path = checkpoint_path(tmp_path, "w1")
+    save(path, {"x": 1}, {0: 1}, key)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert checkpoint_key(tmp_path, b"configured") == b"configured"  # the setting wins
+
+
+def test_a_directory_others_could_enter_is_narrowed_to_0700(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    save(folder / "w.ckpt", {"x": 1}, {0: 1}, KEY)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_a_key_file_others_can_read_is_refused_and_replaced(
+    tmp_path: Path, mode: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = checkpoint_key(tmp_path, None)
+    path = checkpoint_path(tmp_path, "w1")
+    save(path, {"x": 1}, {0: 1}, old)
+    (tmp_path / "checkpoints" / "key").chmod(mode)
+    with caplog.at_level(logging.WARNING, logger="streamlearn.learners.checkpoint"):
+        new = checkpoint_key(tmp_path, None)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "refused" in lines[0] and f"{mode:04o}" in lines[0], lines
+    assert new != old and stat.S_IMODE((tmp_path / "checkpoints" / "key").stat().st_mode) == 0o600
+    with pytest.raises(CheckpointRejected, match="does not verify"):
+        load(path, new)  # what the exposed key signed is not trusted any more
+
+
+def test_a_key_file_in_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    old = checkpoint_key(tmp_path, None)
+    (tmp_path / "checkpoints").chmod(0o777)
+    assert key_exposure(tmp_path / "checkpoints" / "key") is not None
+    assert checkpoint_key(tmp_path, None) != old

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamlearn.foundation.errors import InvalidRecord, StreamlearnError
-from streamlearn.streams.validate import MAX_AMOUNT, MAX_ID_LEN, check_outcome, check_transaction
+from streamlearn.streams.validate import (
+    ID_MAX_LEN,
+    MAX_AMOUNT,
+    MAX_TEXT_LEN,
+    check_outcome,
+    check_transaction,
+)
 
 NOW = 1_767_225_600_000
 MAX_AGE = 400 * 86_400_000
@@ -51,7 +57,7 @@ def test_valid_records_pass() -> None:
     check_txn(txn(amount=MAX_AMOUNT))
     check_txn(txn(event_time=NOW - MAX_AGE))
     check_txn(txn(event_time=NOW + MAX_FUTURE))
-    check_txn(txn(transaction_id="x" * MAX_ID_LEN, device_id="d" * MAX_ID_LEN))
+    check_txn(txn(transaction_id="x" * ID_MAX_LEN, device_id="d" * MAX_TEXT_LEN))
     check_out(outcome())
     check_out(outcome(is_fraud=False, event_time=NOW - MAX_AGE))
 
@@ -123,16 +129,24 @@ def test_bad_event_times_are_rejected(event_time: Any, reason: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "field",
-    ["transaction_id", "card_id", "merchant_id", "currency", "country", "channel", "device_id"],
+    ("field", "limit"),
+    [
+        ("transaction_id", ID_MAX_LEN),
+        ("card_id", ID_MAX_LEN),
+        ("merchant_id", ID_MAX_LEN),
+        ("currency", MAX_TEXT_LEN),
+        ("country", MAX_TEXT_LEN),
+        ("channel", MAX_TEXT_LEN),
+        ("device_id", MAX_TEXT_LEN),
+    ],
 )
-def test_long_strings_are_rejected(field: str) -> None:
-    with pytest.raises(InvalidRecord, match=f"{field} is longer than {MAX_ID_LEN}"):
-        check_txn(txn(**{field: "x" * (MAX_ID_LEN + 1)}))
+def test_long_strings_are_rejected(field: str, limit: int) -> None:
+    with pytest.raises(InvalidRecord, match=f"{field} is longer than {limit}"):
+        check_txn(txn(**{field: "x" * (limit + 1)}))
 
 
 def test_outcome_rules() -> None:
-    for bad in (None, "", "x" * (MAX_ID_LEN + 1)):
+    for bad in (None, "", "x" * (ID_MAX_LEN + 1), "t-1\n", "t 1"):
         with pytest.raises(InvalidRecord, match="transaction_id"):
             check_out(outcome(transaction_id=bad))
     for bad in (None, 1, 0, "true"):
@@ -144,3 +158,29 @@ def test_messages_are_one_line() -> None:
     with pytest.raises(InvalidRecord) as err:
         check_txn(txn(amount=float("nan")))
     assert "\n" not in str(err.value)
+
+
+# S2: the id alphabet. A newline in an id once passed validation and broke every restart
+# (the learned ids were checkpointed joined by newlines).
+@pytest.mark.parametrize("field", ["transaction_id", "card_id", "merchant_id"])
+@pytest.mark.parametrize(
+    "value", ["t\n1", "t\r1", "\x00", "t\t1", "t 1", " t", "caf\u00e9", "\u0442-1", "t\x7f"]
+)
+def test_ids_outside_the_alphabet_are_rejected_with_the_character(field: str, value: str) -> None:
+    with pytest.raises(InvalidRecord, match=f"{field} holds .*visible ASCII") as err:
+        check_txn(txn(**{field: value}))
+    assert "\n" not in str(err.value)  # one line, the character escaped
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=ID_MAX_LEN + 5))
+def test_an_id_is_valid_exactly_when_it_is_1_to_128_visible_ascii_characters(value: str) -> None:
+    ok = len(value) <= ID_MAX_LEN and all("!" <= c <= "~" for c in value)
+    if ok:
+        check_txn(txn(card_id=value))
+        check_out(outcome(transaction_id=value))
+    else:
+        with pytest.raises(InvalidRecord):
+            check_txn(txn(card_id=value))
+        with pytest.raises(InvalidRecord):
+            check_out(outcome(transaction_id=value))

@@ -2,7 +2,9 @@
 
 The embedded engine admits one process at a time. A running worker records its web port in
 `<state dir>/worker.json`; while it answers, `retrain`, `query` and `status` send their SQL
-to it (RemoteStore) instead of opening the files themselves.
+to it (RemoteStore) instead of opening the files themselves. The worker's store endpoints
+take only requests that carry the random token it writes at start to
+`<state dir>/worker.token` (mode 0600): whoever can read that file is the worker's user.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -21,6 +24,10 @@ from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
 
 WORKER_FILE = "worker.json"
+TOKEN_FILE = "worker.token"
+TOKEN_HEADER = "X-Streamlearn-Token"
+# How the worker starts its refusal of SQL (streams/sql_policy.py), so the CLI can say why.
+OUTSIDE_REFUSAL = "refused by the worker's SQL policy:"
 # Statements `streamlearn query` runs; ClickHouse's readonly=1 refuses writes in any form.
 READ_VERBS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
 
@@ -42,8 +49,13 @@ def read_only_refusal(sql: str) -> str | None:
 
 
 def read_only_error(exc: StoreUnavailable) -> StoreUnavailable:
-    """ClickHouse's refusal of a write in a read-only query, as one clear line."""
+    """ClickHouse's (or the worker's) refusal of a write in a read-only query, as one line."""
     text = str(exc)
+    if OUTSIDE_REFUSAL in text:
+        return StoreUnavailable(
+            "`streamlearn query` is read-only and reaches only the streamlearn database: "
+            + text.split(OUTSIDE_REFUSAL, 1)[1].strip(" :")
+        )
     if "READONLY" in text or "readonly mode" in text:
         return StoreUnavailable(
             "`streamlearn query` is read-only: ClickHouse refused the statement "
@@ -67,12 +79,54 @@ def running_worker(settings: Settings) -> dict[str, Any] | None:
     return info
 
 
+def token_file(settings: Settings) -> Path:
+    return settings.state_dir / TOKEN_FILE
+
+
+def create_token(settings: Settings) -> str:
+    """A new random access token for this worker's store endpoints, written 0600."""
+    path = token_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left with another mode keeps it through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    os.replace(tmp, path)
+    return token
+
+
+def read_token(settings: Settings) -> str:
+    """The running worker's access token; one clear line if this user cannot read it."""
+    path = token_file(settings)
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise StoreBusy(
+            f"cannot read the worker's access token {path} ({exc.strerror}): store access "
+            "through the worker is for the user that runs it"
+        ) from exc
+
+
+def worker_store(
+    settings: Settings, *, port: int | None = None, readonly: bool = False, timeout: float = 300
+) -> RemoteStore:
+    """The store served by the worker of these settings (its web port, its token)."""
+    return RemoteStore(
+        f"http://127.0.0.1:{port or settings.web_port}",
+        readonly=readonly,
+        timeout=timeout,
+        token=read_token(settings),
+    )
+
+
 def open_store(settings: Settings, *, readonly: bool = False) -> Store | RemoteStore:
     """The store for a CLI command: through the owning worker if one runs, else directly."""
     if settings.embedded_store:
         info = running_worker(settings)
         if info is not None:
-            return RemoteStore(f"http://127.0.0.1:{info['port']}", readonly=readonly)
+            return worker_store(settings, port=int(info["port"]), readonly=readonly)
     store = Store(settings.store_url)
     store.migrate()
     if not readonly:
@@ -106,22 +160,35 @@ class RemoteStore:
 
     embedded = True
 
-    def __init__(self, base_url: str, *, readonly: bool = False, timeout: float = 300) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        readonly: bool = False,
+        timeout: float = 300,
+        token: str | None = None,
+    ) -> None:
         self.base_url = base_url
         self.readonly = readonly
         self.timeout = timeout
+        self.token = token
 
     def _post(self, path: str, payload: dict[str, Any]) -> bytes:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers[TOKEN_HEADER] = self.token
         req = urllib.request.Request(
-            self.base_url + path,
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
+            self.base_url + path, data=json.dumps(payload).encode(), headers=headers
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return resp.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace").strip()[:300]
+            detail = " ".join(exc.read().decode(errors="replace").split())[:300]
+            if exc.code == 401:
+                raise StoreUnavailable(
+                    f"the worker refused the access token (HTTP 401): {detail}"
+                ) from exc
             raise StoreUnavailable(f"the worker refused the request: {detail}") from exc
         except (urllib.error.URLError, TimeoutError) as exc:
             raise StoreBusy(

@@ -30,7 +30,7 @@ class Store:
     """
 
     def __init__(
-        self, url: str, *, readonly: bool = False, session: dict[str, Any] | None = None
+        self, url: str, *, readonly: int = 0, session: dict[str, Any] | None = None
     ) -> None:
         import clickhouse_connect
 
@@ -60,7 +60,7 @@ class Store:
             for name, value in self.session.items():
                 self.command(f"SET {name} = {int(value)}")
             if readonly:
-                self.command("SET readonly = 1")
+                self.command(f"SET readonly = {int(readonly)}")
 
     def _query_settings(self, settings: dict[str, Any]) -> dict[str, Any] | None:
         """Per-query settings. On chdb a read-only session takes none (it is read-only for good
@@ -70,7 +70,7 @@ class Store:
             return None if self.readonly else settings or None
         settings = {**settings, **self.session}
         if self.readonly:
-            settings["readonly"] = 1
+            settings["readonly"] = int(self.readonly)
         return settings or None
 
     def migrate(self) -> None:

@@ -182,7 +182,8 @@ DDL: tuple[str, ...] = (
         predictions UInt64,
         cpu_s Float64
     ) ENGINE = MergeTree
-    ORDER BY (version, time)""",
+    ORDER BY (version, time)
+    SETTINGS {DEDUP}""",
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.drift_events (
         time DateTime64(3, 'UTC'),
         kind LowCardinality(String),
@@ -203,7 +204,8 @@ DDL: tuple[str, ...] = (
         key String,
         value_size UInt32
     ) ENGINE = ReplacingMergeTree
-    ORDER BY (source_topic, source_partition, source_offset)""",
+    ORDER BY (source_topic, source_partition, source_offset)
+    SETTINGS {DEDUP}""",
     # Outcomes stored but not learned from, and why: 'expired' (known more than
     # label_horizon_days after the transaction) or 'unknown' (no transaction was scored for
     # it within early_outcome_wait_s). Keyed by the outcome message: replays collapse.
@@ -229,7 +231,8 @@ DDL: tuple[str, ...] = (
         auc Float64,
         logloss Float64
     ) ENGINE = MergeTree
-    ORDER BY (scorer, time)""",
+    ORDER BY (scorer, time)
+    SETTINGS {DEDUP}""",
     # Added columns (existing stores migrate): average precision over the rolling window and
     # since the start, and precision among each event day's top `alerts_per_day` scores,
     # pooled over every day and over the last 7 days.
@@ -239,4 +242,10 @@ DDL: tuple[str, ...] = (
         ADD COLUMN IF NOT EXISTS p_at_k_day Float64 DEFAULT nan,
         ADD COLUMN IF NOT EXISTS p_at_k_day_rolling Float64 DEFAULT nan,
         ADD COLUMN IF NOT EXISTS alerts_per_day UInt32 DEFAULT 0""",
+    # Stores created before these tables had a deduplication window: a retried insert (same
+    # token) of online metrics, inference cost or dead letters is skipped from now on.
+    *(
+        f"ALTER TABLE {DATABASE}.{table} MODIFY SETTING {DEDUP}"
+        for table in ("online_metrics", "model_usage", "dead_letters")
+    ),
 )

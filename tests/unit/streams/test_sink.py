@@ -71,5 +71,5 @@ def test_reads_writes_and_analysts_use_separate_sessions() -> None:
     sink = StoreSink("mem://", open_store=open_store)
     sessions = {id(sink.writes.store), id(sink.reads.store), id(sink.analyst.store)}
     sink.close()
-    assert len(sessions) == 3 and opened[:2] == [{}, {}] and opened[2]["readonly"] is True
+    assert len(sessions) == 3 and opened[:2] == [{}, {}] and opened[2]["readonly"] == 2
     assert opened[2]["session"]["max_threads"] == 1
