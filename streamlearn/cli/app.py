@@ -31,7 +31,7 @@ try:  # typer >= 0.25 vendors its own click
     from typer._click import Command, Context, HelpFormatter
     from typer._click import exceptions as cli_exc
 except ImportError:  # older typer uses click itself
-    from click import Command, Context, HelpFormatter  # type: ignore[assignment,no-redef]
+    from click import Command, Context, HelpFormatter  # type: ignore[assignment]
     from click import exceptions as cli_exc  # type: ignore[no-redef]
 
 HELP = "Real-time fraud scoring on Kafka with continuous learning."
@@ -76,7 +76,7 @@ VERBS: dict[str, Verb] = {
     "models": Verb(
         "streamlearn.cli.models",
         "app",
-        "List model versions with status, training window and metrics.",
+        "The model registry: versions, status, metrics, costs; rollback, shadow-check.",
     ),
     "status": Verb(
         "streamlearn.cli.status",

@@ -32,7 +32,10 @@ from streamlearn.cli.gate import (
 )
 from streamlearn.foundation.store.access import open_store
 
-app = verb_app(help="The model registry.", invoke_without_command=True)
+app = verb_app(
+    help="The model registry: versions, status, metrics, costs; rollback, shadow-check.",
+    invoke_without_command=True,
+)
 REGISTRY_COLUMNS = (
     "version",
     "status",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -47,7 +48,7 @@ def status(
         raise WorkerUnavailable(f"no worker answered at {report['worker_url']}")
 
 
-def watch_status(collect: Any, every_s: float, as_json: bool) -> None:
+def watch_status(collect: Callable[[], dict[str, Any]], every_s: float, as_json: bool) -> None:
     """Show the status again every every_s seconds, until Ctrl-C (exit status 130)."""
     if as_json:
         while True:

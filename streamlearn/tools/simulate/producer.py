@@ -200,7 +200,8 @@ def run(
             report.phase = "live"
             start_ms = _now_ms()
             until_ms = start_ms + int(duration_s * 1000) if duration_s is not None else None
-            report.live_start_ms, report.live_until_ms, report.live_count = start_ms, until_ms, count
+            report.live_start_ms, report.live_until_ms = start_ms, until_ms
+            report.live_count = count
             if drift_at is not None and sim.drift_index is None and sim.drift_ms is None:
                 index, time_ms = resolve_drift(
                     drift_at,

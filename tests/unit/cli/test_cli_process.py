@@ -48,10 +48,18 @@ CASES: dict[str, tuple[list[str], dict[str, str]]] = {
         {},
     ),
     "param": (
-        ["query", "--format", "ndjson", "--param", "id=card-1", "--param", "n=3",
-         "SELECT {id:String} AS id, {n:UInt8} + 1 AS m"],
+        [
+            "query",
+            "--format",
+            "ndjson",
+            "--param",
+            "id=card-1",
+            "--param",
+            "n=3",
+            "SELECT {id:String} AS id, {n:UInt8} + 1 AS m",
+        ],
         {},
-    ),  # fmt: skip
+    ),
     "sql_file": (["query", "--format", "csv", "-f", "query.sql", "--param", "n=21"], {}),
     "capped": (["query", "--format", "csv", "--max-rows", "3", "SELECT * FROM numbers(10)"], {}),
     "bad_param": (["query", "--param", "id", "SELECT 1"], {}),
