@@ -126,11 +126,13 @@ def capped_sql(sql: str, max_rows: int) -> str:
 
 
 def refused_or_unreachable(exc: StoreUnavailable) -> StreamlearnError:
-    """ClickHouse answering with an error refused the query; anything else is unreachable."""
-    if not CLICKHOUSE_ERROR.search(str(exc)):
-        return exc
+    """A store that answered with an error refused the query; anything else is unreachable."""
     readonly = read_only_error(exc)
-    return QueryRefused(str(readonly) if readonly is not exc else str(exc))
+    if readonly is not exc:  # a write, or (through a worker) SQL its policy refuses
+        return QueryRefused(str(readonly))
+    if CLICKHOUSE_ERROR.search(str(exc)):
+        return QueryRefused(str(exc))
+    return exc
 
 
 def write(table: pa.Table, fmt: str, out: Path | None) -> None:

@@ -167,14 +167,17 @@ class StepProgress:
         )
         self.task = self.bar.add_task("retrain", total=len(STEPS))
 
-    def wrap(self, label: str, step: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(self, label: str, step: Callable[..., Any], then: str = "") -> Callable[..., Any]:
+        """step, timed on the bar; `then` names what the pipeline does next (the code between
+        two wrapped steps belongs to the next one)."""
+
         def timed(*args: Any, **kwargs: Any) -> Any:
             self.bar.update(self.task, description=label)
             started = time.monotonic()
             result = step(*args, **kwargs)
             if not self.bar.disable:
                 self.bar.console.print(f"  {label}: {time.monotonic() - started:.1f}s")
-            self.bar.advance(self.task)
+            self.bar.update(self.task, advance=1, description=then or label)
             return result
 
         return timed
@@ -188,15 +191,17 @@ class StepProgress:
 def step_progress() -> Iterator[StepProgress]:
     """STEPS wrapped with a progress bar for the length of the block, then put back."""
     progress = StepProgress()
+    progress.bar.update(progress.task, description=STEPS[0][2])
     originals: list[tuple[Any, str, Any]] = []
     try:
-        for module_name, name, label in STEPS:
+        for i, (module_name, name, label) in enumerate(STEPS):
             module = importlib.import_module(module_name)
             step = getattr(module, name, None)
             if step is None:
                 continue
+            then = STEPS[i + 1][2] if i + 1 < len(STEPS) else ""
             originals.append((module, name, step))
-            setattr(module, name, progress.wrap(label, step))
+            setattr(module, name, progress.wrap(label, step, then))
         with progress.bar:
             yield progress
     finally:

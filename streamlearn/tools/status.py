@@ -74,10 +74,16 @@ def store_status(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"url": redact_url(settings.store_url), "counts": {}, "error": None}
     try:
         store = open_store(settings, readonly=True)
+    except StreamlearnError as exc:
+        out["error"] = str(exc)
+        return out
+    try:
         cols, rows = store.query_rows(COUNTS_SQL)
     except StreamlearnError as exc:
         out["error"] = str(exc)
         return out
+    finally:
+        store.close()  # --watch opens it again for each look
     counts = dict(zip(cols, rows[0], strict=True)) if rows else {}
     latest = counts.get("latest_event")
     if isinstance(latest, dt.datetime):  # naive UTC, as the store returns it

@@ -60,9 +60,9 @@ def test_retrain_steps_are_wrapped_for_the_run_only() -> None:
 
 def test_a_wrapped_step_returns_its_result_and_advances_the_bar() -> None:
     progress = StepProgress()
-    step = progress.wrap("training LightGBM", lambda x, y=1: x + y)
+    step = progress.wrap("training LightGBM", lambda x, y=1: x + y, then="registering")
     assert step(2, y=3) == 5
     task = progress.bar.tasks[0]
-    assert task.completed == 1 and task.description == "training LightGBM"
+    assert task.completed == 1 and task.description == "registering"
     progress.finish()
     assert task.completed == len(STEPS)
