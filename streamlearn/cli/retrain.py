@@ -103,7 +103,12 @@ def retrain(
         gate_tol_logloss,
         gate_tol_ece,
     )
-    as_shadow = settings.retrain_shadow if shadow is None else shadow
+    options: dict[str, Any] = {
+        "maturity_s": maturity_s,
+        "publish": publish,
+        "gate": gate,
+        "shadow": settings.retrain_shadow if shadow is None else shadow,
+    }
     st = open_store(settings)
     if watch:
         triggers = TriggerConfig(
@@ -119,22 +124,11 @@ def retrain(
             interval_s=every,
             on_event=console.print,
             shadow_options={"gate": gate, "maturity_s": maturity_s},
-            maturity_s=maturity_s,
-            publish=publish,
-            gate=gate,
-            shadow=as_shadow,
+            **options,
         )
         return
     with step_progress() as progress:
-        r = run_retrain(
-            settings,
-            st,
-            maturity_s=maturity_s,
-            publish=publish,
-            reason="manual",
-            gate=gate,
-            shadow=as_shadow,
-        )
+        r = run_retrain(settings, st, reason="manual", **options)
         progress.finish()
     console.print(summary(r, gate.describe()))
 

@@ -93,8 +93,8 @@ class SimulateProgress:
 
     def update(self, report: SimulationReport) -> None:
         """SimulationReport snapshots from the producer (every 0.5 s and at the end)."""
-        if report.backfill_start_ms is not None and report.backfill_end_ms is not None:
-            self._backfill(report, report.backfill_start_ms, report.backfill_end_ms)
+        if report.backfill_window is not None:
+            self._backfill(report, *report.backfill_window)
         if report.live_start_ms is not None and report.phase != "backfill":
             self._live(report, report.live_start_ms)
 

@@ -18,8 +18,7 @@ def test_backfill_advances_in_days_of_event_time_then_live_in_transactions() -> 
     progress = SimulateProgress()
     report = SimulationReport(
         phase="backfill",
-        backfill_start_ms=START,
-        backfill_end_ms=START + 3 * DAY_MS,
+        backfill_window=(START, START + 3 * DAY_MS),
         last_event_ms=START + DAY_MS,
         transactions=5000,
     )
