@@ -18,6 +18,7 @@ from streamlearn.foundation.dead_letters import DeadLetter, DeadLetterWriter
 from streamlearn.foundation.kafka import confluent_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import SchemaError, Serde
+from streamlearn.schemas.serde import default_registry
 
 # Events older than this are of no use to the next decision: the feed keeps it bounded.
 KEEP_MS = 7 * 86_400_000
@@ -64,7 +65,7 @@ class DriftFeed:
 
     def __init__(self, settings: Settings, group: str = "streamlearn-retrain-watch") -> None:
         self.topic = settings.topic("drift-events")
-        self.serde = Serde("DriftEvent")
+        self.serde = Serde("DriftEvent", default_registry(settings))  # either framing
         self.consumer = Consumer(
             confluent_config(
                 settings,

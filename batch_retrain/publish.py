@@ -13,7 +13,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from streamlearn.domain.release import release_key
 from streamlearn.foundation.errors import BrokerUnavailable
-from streamlearn.foundation.kafka import MODELS_MAX_BYTES, confluent_config, ensure_topics
+from streamlearn.foundation.kafka import (
+    MODELS_MAX_BYTES,
+    confluent_config,
+    ensure_topics,
+    producer_config,
+)
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import Serde
 
@@ -37,7 +42,7 @@ def _produce(
     # The topic must be compacted and accept large messages; an auto-created one would not.
     ensure_topics(settings, timeout=timeout)
     producer = Producer(
-        confluent_config(
+        producer_config(
             settings,
             **{
                 "message.max.bytes": MODELS_MAX_BYTES,

@@ -1,5 +1,6 @@
-"""Avro schemas of the contract and their single-object-encoding serde (fastavro)."""
+"""Avro schemas of the contract and their serde: single-object encoding and the Confluent format."""
 
-from streamlearn.schemas.serde import SchemaError, SchemaRegistry, Serde, load_schema
+from streamlearn.schemas.registry import SchemaError, SchemaRegistry
+from streamlearn.schemas.serde import Serde, load_schema
 
 __all__ = ["SchemaError", "SchemaRegistry", "Serde", "load_schema"]

@@ -1,4 +1,4 @@
-"""Writer schemas registered on the schemas topic, added to the worker's schema registry."""
+"""Writer schemas registered on the schemas topic, checked, then added to the worker's registry."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from fastavro.schema import SchemaParseException
 
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import SchemaRegistry
+from streamlearn.schemas.serde import admit
 from streamlearn.streams.follower import CompactedFollower
 
 log = logging.getLogger(__name__)
 
 
 class SchemaFeed:
-    """Every registered writer schema becomes decodable by this worker."""
+    """Every registered writer schema that resolves against its record becomes decodable."""
 
     def __init__(self, settings: Settings, registry: SchemaRegistry) -> None:
         self.registry = registry
+        self.refused = 0
         self.follower = CompactedFollower(
             settings,
             settings.topic("schemas"),
@@ -38,14 +40,17 @@ class SchemaFeed:
             self._on_message(msg)
 
     def _on_message(self, msg: Message) -> None:
-        # Anyone who can write to the topic can put anything on it: a message that is not a
-        # record schema is skipped, never raised (at start that would stop every worker).
+        # Anyone who can write to the topic can put anything on it, bypassing `schemas
+        # register`: the same checks run here (it parses, resolves against the record it names,
+        # collides with no known fingerprint). A refused one is logged, never raised (at start
+        # that would stop every worker); messages written with it stay undecodable.
         try:
             schema = json.loads(msg.value() or b"")
             if not isinstance(schema, dict) or schema.get("type") != "record":
                 raise ValueError("not an Avro record schema")
-            fp = self.registry.add(schema)
+            fp = admit(self.registry, schema)
         except (ValueError, TypeError, KeyError, SchemaParseException) as exc:
-            log.error("ignoring unreadable schema at %s@%d: %s", msg.topic(), msg.offset(), exc)
+            self.refused += 1
+            log.error("refusing the schema at %s@%d: %s", msg.topic(), msg.offset(), exc)
             return
         log.info("writer schema %s registered (%s)", schema.get("name"), fp.hex())

@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.foundation.dead_letters import DeadLetterWriter
 from streamlearn.foundation.errors import StoreBusy
-from streamlearn.foundation.kafka import check_reachable, confluent_config, ensure_topics
+from streamlearn.foundation.kafka import check_reachable, ensure_topics, producer_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import running_worker, worker_file
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def build_context(settings: Settings, store: Store) -> WorkerContext:
-    registry = default_registry()
+    registry = default_registry(settings)  # with the schema registry, if one is configured
     online = OnlineLearning(
         settings.learners, FEATURE_NAMES, psi_threshold=settings.drift_psi_threshold
     )
@@ -51,6 +51,7 @@ def build_context(settings: Settings, store: Store) -> WorkerContext:
         txn_serde=Serde("Transaction", registry),
         outcome_serde=Serde("Outcome", registry),
         prediction_serde=Serde("Prediction", registry),
+        drift_serde=Serde("DriftEvent", registry),
         online=online,
     )
     errors = ctx.delivery_errors
@@ -60,7 +61,7 @@ def build_context(settings: Settings, store: Store) -> WorkerContext:
             errors.append(str(err))
 
     ctx.producer = Producer(
-        confluent_config(
+        producer_config(
             settings,
             **{
                 "enable.idempotence": True,

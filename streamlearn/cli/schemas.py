@@ -21,13 +21,15 @@ def schemas_register(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An .avsc file.")],
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Register a writer schema after checking it resolves against the reader schema."""
+    """Register a writer schema after checking it resolves against the reader schema (and in the
+    schema registry too when STREAMLEARN_SCHEMA_REGISTRY_URL is set)."""
     try:
         schema = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Refused(f"{file} is not a JSON Avro schema: {exc}") from exc
-    fp = register(load_settings(bootstrap), schema)
-    console.print(f"registered {file.name} as {fp}")
+    done = register(load_settings(bootstrap), schema)
+    where = f", and as {done.subject} id {done.schema_id}" if done.subject else ""
+    console.print(f"registered {file.name} as {done.fingerprint}{where}")
 
 
 @app.command("list")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Producer
 
-from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.kafka import producer_config
 from streamlearn.foundation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class DeadLetterWriter:
     def __post_init__(self) -> None:
         self.topic = self.settings.topic("dead-letters")
         self._producer = Producer(
-            confluent_config(
+            producer_config(
                 self.settings,
                 **{"enable.idempotence": True, "linger.ms": 5, "message.max.bytes": 16_000_000},
             )

@@ -43,6 +43,13 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return conf
 
 
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """confluent_config for a Producer: keys hashed with murmur2, as the Java client and Faust
+    (aiokafka) do, so one key lands on one partition whoever writes it (librdkafka's default,
+    consistent_random, hashes with CRC32)."""
+    return confluent_config(settings, **{"partitioner": "murmur2_random", **extra})
+
+
 def faust_broker_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for faust.App: broker URL and credentials."""
     import faust

@@ -39,6 +39,31 @@ class Settings(BaseSettings):
         None, description="Password of an encrypted client key (kafka_ssl_keyfile)."
     )
     topic_prefix: str = Field("", description="Prepended to every topic name.")
+
+    # Schema registry (Confluent API): Confluent-framed input, and output if asked for
+    schema_registry_url: str | None = Field(
+        None,
+        description="Schema registry base URL(s), comma-separated: with it, workers also decode "
+        "the Confluent wire format (magic 0, schema id).",
+    )
+    schema_registry_username: str | None = Field(None, description="Registry basic-auth user.")
+    schema_registry_password: SecretStr | None = Field(
+        None, description="Registry basic-auth password."
+    )
+    schema_registry_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signed the registry's TLS certificate."
+    )
+    schema_registry_ssl_certfile: Path | None = Field(
+        None, description="Client certificate for a registry that asks for one (mutual TLS)."
+    )
+    schema_registry_ssl_keyfile: Path | None = Field(
+        None, description="Key of schema_registry_ssl_certfile."
+    )
+    output_format: Literal["single-object", "confluent"] = Field(
+        "single-object",
+        description="How predictions and drift-events are written: Avro single-object encoding "
+        "(the contract), or the Confluent wire format with schemas registered as <topic>-value.",
+    )
     partitions: int = Field(4, ge=1, description="Partitions of topics streamlearn creates.")
 
     # ClickHouse
@@ -133,11 +158,12 @@ class Settings(BaseSettings):
     broker_heap: str = Field("768m", description="Java heap of the local broker.")
 
     def __repr_args__(self):
-        # The store URL may carry a password: mask it like the SecretStr fields.
+        # The store and registry URLs may carry a password: mask it like the SecretStr fields.
         from streamlearn.foundation.store import redact_url
 
         for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "clickhouse_url" and value else value
+            masked = name in ("clickhouse_url", "schema_registry_url") and value
+            yield name, redact_url(value) if masked else value
 
     @field_validator("state_dir")
     @classmethod

@@ -23,9 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from streamlearn.foundation.errors import StreamlearnError
-from streamlearn.foundation.kafka import confluent_config, ensure_topics
+from streamlearn.foundation.kafka import confluent_config, ensure_topics, producer_config
 from streamlearn.foundation.settings import Settings, settings_env
 from streamlearn.schemas import Serde
+from streamlearn.schemas.serde import default_registry
 from streamlearn.tools import broker
 from streamlearn.tools.bench_pending import measure
 from streamlearn.tools.processes import WorkerProcess
@@ -49,7 +50,7 @@ class Figure:
 
 def _produce(settings: Settings, records: list[dict], paced_rate: float | None = None) -> None:
     serde = Serde("Transaction")
-    producer = Producer(confluent_config(settings, **{"linger.ms": 5, "enable.idempotence": True}))
+    producer = Producer(producer_config(settings, **{"linger.ms": 5, "enable.idempotence": True}))
     topic = settings.topic("transactions")
     start = time.perf_counter()
     for i, record in enumerate(records):
@@ -75,7 +76,7 @@ def _produce_outcomes(
 ) -> None:
     """Outcomes keyed by transaction id, at paced_rate a second (None: as fast as possible)."""
     serde = Serde("Outcome")
-    producer = Producer(confluent_config(settings, **{"linger.ms": 5, "enable.idempotence": True}))
+    producer = Producer(producer_config(settings, **{"linger.ms": 5, "enable.idempotence": True}))
     topic = settings.topic("outcomes")
     start = time.perf_counter()
     for i, outcome in enumerate(outcomes):
@@ -162,7 +163,7 @@ class PredictionWatcher:
     def __init__(self, settings: Settings) -> None:
         self.consumer, tps = _consumer(settings, settings.topic("predictions"))
         self.consumer.assign(tps)
-        self.serde = Serde("Prediction")
+        self.serde = Serde("Prediction", default_registry(settings))  # either framing
         self.count = 0
         self.scored_at: list[int] = []
         self.latency_ms: list[float] = []

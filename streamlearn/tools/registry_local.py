@@ -21,10 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from streamlearn.broker import parse_java_major
 from streamlearn.foundation.errors import ConfigError, MissingToolError, RegistryUnavailable
+from streamlearn.tools.broker import parse_java_major
 
-REGISTRY_DIR = Path(__file__).resolve().parent.parent / "compose" / "registry"
+REGISTRY_DIR = Path(__file__).resolve().parents[2] / "compose" / "registry"
 BUILD_INPUTS = ("pom.xml", "settings.xml", "src/main/resources/application.properties")
 CCOMPAT = "/apis/ccompat/v6"
 JVM_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m", "-Xss512k")

@@ -5,10 +5,8 @@ schema-registry client: the wire format's round trip, BACKWARD compatibility, a 
 from __future__ import annotations
 
 import json
-import os
 import struct
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -18,30 +16,11 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.tools import registry_local
-from tests.conftest import under_ci
+from tests.integration.conftest import REGISTRY_BUILD_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = (ROOT / "schemas" / "transaction.avsc").read_text()
-BUILD_DIR = Path(os.environ.get("STREAMLEARN_REGISTRY_DIR", ROOT / ".venv" / "registry"))
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A real registry started for this session (stopped at its end): its URL and state dir."""
-    port = int(os.environ.get("STREAMLEARN_TEST_REGISTRY_PORT", "38081"))
-    state = tmp_path_factory.mktemp("registry")
-    try:
-        url = registry_local.up(BUILD_DIR, port, state)
-    except StreamlearnError as exc:
-        if under_ci():
-            pytest.fail(f"the local schema registry did not start under CI: {exc}", pytrace=False)
-        pytest.skip(f"these tests need the local schema registry: {exc}")
-    try:
-        yield url, state
-    finally:
-        registry_local.down(state)
 
 
 @pytest.fixture
@@ -74,7 +53,7 @@ def test_up_is_idempotent(registry: tuple[str, Path]) -> None:
     url, state = registry
     pid = (state / "registry" / "registry.pid").read_text()
     started = time.monotonic()
-    assert registry_local.up(BUILD_DIR, int(url.split(":")[2].split("/")[0]), state) == url
+    assert registry_local.up(REGISTRY_BUILD_DIR, int(url.split(":")[2].split("/")[0]), state) == url
     assert time.monotonic() - started < 5
     assert (state / "registry" / "registry.pid").read_text() == pid
     assert url.endswith("/apis/ccompat/v6")

@@ -236,7 +236,7 @@ def _kafka_producer(settings: Settings, on_error: Callable[[Any, Any], None]) ->
     """The contract's topics (created if missing) and an idempotent, batching producer."""
     from confluent_kafka import Producer
 
-    from streamlearn.foundation.kafka import confluent_config, ensure_topics
+    from streamlearn.foundation.kafka import ensure_topics, producer_config
 
     ensure_topics(settings)  # raises BrokerUnavailable with the fix when Kafka is not there
     # Only failed deliveries call back: a callback per message would cost more than produce.
@@ -247,7 +247,7 @@ def _kafka_producer(settings: Settings, on_error: Callable[[Any, Any], None]) ->
         "on_delivery": on_error,
         "delivery.report.only.error": True,
     }
-    return Producer(confluent_config(settings, **extra))
+    return Producer(producer_config(settings, **extra))
 
 
 def _check(

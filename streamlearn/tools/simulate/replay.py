@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from confluent_kafka import Producer
 
 from streamlearn.foundation.errors import BrokerUnavailable
-from streamlearn.foundation.kafka import confluent_config
+from streamlearn.foundation.kafka import producer_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import Serde
 from streamlearn.tools.simulate import SimEvent, outcome_of
@@ -40,7 +40,7 @@ class Replayer:
         self.txn_serde = Serde("Transaction")
         self.outcome_serde = Serde("Outcome")
         self.producer = Producer(
-            confluent_config(
+            producer_config(
                 settings,
                 **{"linger.ms": 5, "compression.type": "lz4", "enable.idempotence": True},
             )
