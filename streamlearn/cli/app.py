@@ -25,7 +25,6 @@ from streamlearn.foundation.errors import (
     StreamlearnError,
     WorkerUnavailable,
 )
-from streamlearn.schemas import SchemaError
 
 try:  # typer >= 0.25 vendors its own click
     from typer._click import Command, Context, HelpFormatter
@@ -127,9 +126,8 @@ EXIT_CODES: tuple[ExitCode, ...] = (
         (StoreUnavailable, StoreBusy),
     ),
     ExitCode(5, "not enough data (too few matured labels)", (NotEnoughData,)),
-    ExitCode(
-        6, "refused: a model release, a schema or a query", (Refused, ModelRejected, SchemaError)
-    ),
+    # And streamlearn.schemas.SchemaError (see schema_error).
+    ExitCode(6, "refused: a model release, a schema or a query", (Refused, ModelRejected)),
     ExitCode(7, "no worker answered (status)", (WorkerUnavailable,)),
     ExitCode(130, "interrupted (Ctrl-C)", (KeyboardInterrupt,)),
 )
@@ -137,11 +135,24 @@ OTHER_ERROR = 1
 USAGE_ERROR = 2
 
 
+REFUSED = 6
+
+
+def schema_error() -> type[Exception] | None:
+    """streamlearn.schemas.SchemaError if that package is loaded. A SchemaError is raised only
+    once it is, so it is looked up rather than imported: the package pulls in Kafka and
+    pydantic, which `--help` does without."""
+    return getattr(sys.modules.get("streamlearn.schemas"), "SchemaError", None)
+
+
 def exit_code(exc: BaseException) -> int | None:
     """The exit status for an error a user can act on; None for a bug (let it raise)."""
     for entry in EXIT_CODES:
         if entry.errors and isinstance(exc, entry.errors):
             return entry.code
+    schema = schema_error()
+    if schema is not None and isinstance(exc, schema):
+        return REFUSED
     return OTHER_ERROR if isinstance(exc, StreamlearnError) else None
 
 
@@ -265,7 +276,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except (StreamlearnError, SchemaError) as exc:
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:  # a bug: its traceback
+            raise
         print(f"streamlearn: {exc}", file=sys.stderr)
-        sys.exit(exit_code(exc) or OTHER_ERROR)
+        sys.exit(code)
     sys.exit(result if isinstance(result, int) else 0)
