@@ -39,3 +39,15 @@ class ModelRejected(StreamlearnError):
 
 class NotEnoughData(StreamlearnError):
     """The history holds too few matured labels to train or evaluate a model."""
+
+
+class Refused(StreamlearnError):
+    """A request was refused on its merits: a model release, a schema or a query."""
+
+
+class QueryRefused(Refused):
+    """ClickHouse (or the read-only check before it) refused a query: a write, bad SQL."""
+
+
+class WorkerUnavailable(StreamlearnError):
+    """No running worker answered on its web port."""

@@ -47,7 +47,7 @@ def _check_refused(settings: Settings) -> str:
     for verb, sql in WRITES.items():
         run = _query(settings, sql)
         lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
-        assert run.returncode == 2, (verb, run.stdout, run.stderr)
+        assert run.returncode == 6, (verb, run.stdout, run.stderr)  # refused
         assert len(lines) == 1 and "is read-only" in lines[0], (verb, run.stderr)
     after = _query(settings, SNAPSHOT)
     assert after.stdout == before.stdout

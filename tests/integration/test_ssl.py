@@ -142,7 +142,7 @@ def test_predictions_flow_over_ssl_and_no_password_leaks(
         text=True,
         timeout=60,
     )
-    assert store_err.returncode == 2 and "analyst:***@" in store_err.stderr, store_err.stderr
+    assert store_err.returncode == 4 and "analyst:***@" in store_err.stderr, store_err.stderr
 
     secrets = _secrets(ssl_broker)
     files = [log, *_broker_files(ssl_broker)]

@@ -22,6 +22,7 @@ from typing import Any
 from streamlearn.foundation.errors import StoreBusy, StoreUnavailable
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.results import to_frame, to_rows, typed_arrow
 
 WORKER_FILE = "worker.json"
 TOKEN_FILE = "worker.token"
@@ -206,15 +207,14 @@ class RemoteStore:
         return pa.ipc.open_stream(body).read_all()
 
     def query_df(self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any):
-        return self.query_arrow(sql, parameters, **settings).to_pandas()
+        """The frame Store.query_df gives (results.to_frame), not Arrow's own pandas shapes."""
+        return to_frame(typed_arrow(self.query_arrow, sql, parameters, **settings))
 
     def query_rows(
         self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any
     ) -> tuple[list[str], list[tuple]]:
-        table = self.query_arrow(sql, parameters, **settings)
-        cols = table.column_names
-        data = table.to_pylist()
-        return cols, [tuple(r[c] for c in cols) for r in data]
+        """The rows Store.query_rows gives (results.to_rows)."""
+        return to_rows(typed_arrow(self.query_arrow, sql, parameters, **settings))
 
     def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
         body = self._post("/store/command/", {"sql": sql, "settings": settings})

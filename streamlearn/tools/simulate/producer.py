@@ -44,6 +44,11 @@ class SimulationReport:
     backfill_s: float = 0.0
     interrupted: bool = False
     phase: str = "starting"  # backfill, live, flushing, done
+    # For progress bars: the backfill's event-time window; the live phase's start, end, count.
+    backfill_window: tuple[int, int] | None = None
+    live_start_ms: int | None = None
+    live_until_ms: int | None = None
+    live_count: int | None = None
 
 
 class DeliveryFailed(StreamlearnError):
@@ -170,7 +175,7 @@ def run(
     sim = Simulator(
         seed=seed, cards=cards, merchants=merchants, fraud_rate=fraud_rate, delays=delays
     )
-    report = SimulationReport()
+    report = SimulationReport(live_count=count)
     pub = _Publisher(producer, settings, report, sim.transaction_id)
     if producer is None:
         pub.producer = producer = _kafka_producer(settings, pub.delivered)
@@ -182,6 +187,7 @@ def run(
             report.phase = "backfill"
             end_ms = _now_ms()
             start_ms = end_ms - int(backfill_days * DAY_S * 1000)
+            report.backfill_window = (start_ms, end_ms)
             if drift_at is not None and (drift_at > 1 or not bounded):
                 index, time_ms = resolve_drift(drift_at, start_ms=start_ms, until_ms=end_ms)
                 sim.set_drift(index=index, time_ms=time_ms)
@@ -192,6 +198,7 @@ def run(
             report.phase = "live"
             start_ms = _now_ms()
             until_ms = start_ms + int(duration_s * 1000) if duration_s is not None else None
+            report.live_start_ms, report.live_until_ms = start_ms, until_ms
             if drift_at is not None and sim.drift_index is None and sim.drift_ms is None:
                 index, time_ms = resolve_drift(
                     drift_at,

@@ -103,7 +103,7 @@ def test_schemas_register_refuses_it_with_one_line(forged: dict, tmp_path: Path)
         cwd=tmp_path,
     )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 6, proc.stderr  # refused
     assert len(lines) == 1, proc.stderr
     assert "collision" in lines[0] and "built-in schema" in lines[0]
     assert "Traceback" not in proc.stderr

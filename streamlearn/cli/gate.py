@@ -1,0 +1,62 @@
+"""The `--gate-*` flags shared by `retrain` and `models shadow-check`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from streamlearn.batch_retrain.gate import GateConfig, gate_from_settings
+from streamlearn.foundation.errors import ConfigError
+from streamlearn.foundation.settings import Settings
+
+GatePrimary = Annotated[
+    str | None,
+    typer.Option("--gate-primary", help="ap, auc, p_at_k_day, logloss or ece (GATE_PRIMARY)."),
+]
+GateMargin = Annotated[
+    float | None,
+    typer.Option("--gate-margin", help="Least gain on the primary metric (GATE_MARGIN)."),
+]
+TolAuc = Annotated[
+    float | None, typer.Option("--gate-tol-auc", min=0, help="Most ROC AUC lost (GATE_TOL_AUC).")
+]
+TolTopK = Annotated[
+    float | None,
+    typer.Option("--gate-tol-p-at-k-day", min=0, help="Most top-k-per-day precision lost."),
+]
+TolLogloss = Annotated[
+    float | None, typer.Option("--gate-tol-logloss", min=0, help="Most log loss added.")
+]
+TolEce = Annotated[
+    float | None, typer.Option("--gate-tol-ece", min=0, help="Most calibration error added.")
+]
+
+
+def gate_config(
+    settings: Settings,
+    primary: str | None,
+    margin: float | None,
+    tol_auc: float | None,
+    tol_p_at_k_day: float | None,
+    tol_logloss: float | None,
+    tol_ece: float | None,
+) -> GateConfig:
+    """The gate from settings with any --gate-* flag applied."""
+    try:
+        given = settings.with_overrides(
+            gate_primary=primary,
+            gate_margin=margin,
+            gate_tol_auc=tol_auc,
+            gate_tol_p_at_k_day=tol_p_at_k_day,
+            gate_tol_logloss=tol_logloss,
+            gate_tol_ece=tol_ece,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ConfigError(
+            f"invalid gate setting --gate-{str(error['loc'][0])[5:].replace('_', '-')}: "
+            f"{error['msg']}"
+        ) from exc
+    return gate_from_settings(given)
