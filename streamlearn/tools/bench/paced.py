@@ -1,0 +1,132 @@
+"""A paced run: live transactions at a rate, each one's latency from the moment the producer
+sent it to the moment its prediction was received (the bench's one way to time a score)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streamlearn.foundation.clock import now_ms
+from streamlearn.foundation.settings import Settings
+from streamlearn.schemas import Serde
+from streamlearn.tools.bench.figures import Latency, Slice, slices
+from streamlearn.tools.bench.load import Message, PredictionWatcher, send_paced
+from streamlearn.tools.processes import WorkerProcess
+from streamlearn.tools.simulate import Simulator
+
+LEAD_MS = 500  # event times start this far after encoding ends: the run starts then
+
+
+@dataclass
+class Context:
+    """What every phase shares: the settings, the worker, the traffic, and what was scored."""
+
+    settings: Settings
+    worker: WorkerProcess
+    sim: Simulator
+    labels: dict[str, bool] = field(default_factory=dict)  # scored transaction -> is fraud
+    unlabelled: deque[str] = field(default_factory=deque)  # scored, no outcome sent yet
+    versions: Counter[str] = field(default_factory=Counter)  # of every timed prediction
+
+    def scored(self, ids: list[str]) -> None:
+        """Transactions the worker scored: outcomes may be sent for them, oldest first."""
+        self.unlabelled.extend(ids)
+
+    def take_labels(self, n: int) -> list[tuple[str, bool]]:
+        if n > len(self.unlabelled):
+            raise ValueError(f"{n:,} outcomes wanted, {len(self.unlabelled):,} scored without one")
+        return [(t, self.labels[t]) for t in (self.unlabelled.popleft() for _ in range(n))]
+
+    def transactions(self, count: int, rate: float, start_ms: int) -> list[Message]:
+        """`count` simulated payments, event times spaced 1/rate apart from start_ms."""
+        serde = Serde("Transaction")
+        step = 1000.0 / rate
+        out: list[Message] = []
+        events = self.sim.events(start_ms, count=count, rate_per_s=rate, diurnal=False)
+        for i, ev in enumerate(events):
+            txn = {**ev.transaction, "event_time": start_ms + int(i * step)}
+            self.labels[txn["transaction_id"]] = ev.is_fraud
+            out.append((txn["card_id"].encode(), serde.encode(txn), txn["transaction_id"]))
+        return out
+
+
+@dataclass
+class PacedResult:
+    rate: float
+    planned_s: float
+    sent: int
+    received: int
+    achieved_rate: float
+    behind_s: float  # the most the producer fell behind its schedule
+    latency: Latency
+    slices: list[Slice]
+    versions: Counter[str]
+    latency_ms: np.ndarray = field(repr=False)
+
+    @property
+    def missing(self) -> int:
+        return self.sent - self.received
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "planned_s": self.planned_s,
+            "sent": self.sent,
+            "received": self.received,
+            "achieved_rate": round(self.achieved_rate, 1),
+            "producer_behind_ms": round(self.behind_s * 1000, 1),
+            "p50_ms": self.latency.p50,
+            "p99_ms": self.latency.p99,
+            "max_ms": self.latency.max,
+            "p99_per_5s": [[s.start_s, round(s.p99_ms, 1)] for s in self.slices],
+            "model_versions": dict(self.versions),
+        }
+
+
+def paced_run(
+    ctx: Context,
+    rate: float,
+    seconds: float,
+    *,
+    grace_s: float,
+    stop: threading.Event | None = None,
+) -> PacedResult:
+    """Send rate x seconds live transactions (until `stop`), then wait up to grace_s for the
+    predictions still due. A prediction that came later counts as missing."""
+    messages = ctx.transactions(max(1, int(rate * seconds)), rate, now_ms() + LEAD_MS)
+    expected = {m[2] for m in messages}
+    watcher = PredictionWatcher(ctx.settings, expected)
+    try:
+        log = send_paced(ctx.settings, ctx.settings.topic("transactions"), messages, rate, stop)
+        watcher.expected = set(log.ids)  # a stopped run waits only for what it sent
+        watcher.wait(grace_s)
+    finally:
+        watcher.close()
+    arrivals = dict(watcher.arrivals)
+    lat, sent_s, versions = [], [], Counter[str]()
+    for txn_id, at in zip(log.ids, log.sent_at, strict=True):
+        got = arrivals.get(txn_id)
+        if got is None:
+            continue
+        lat.append((got.received_at - at) * 1000)
+        sent_s.append(at - log.started)
+        versions[got.model_version] += 1
+    ctx.versions.update(versions)
+    ctx.scored([t for t in log.ids if t in arrivals])
+    latency_ms = np.asarray(lat, dtype=float)
+    return PacedResult(
+        rate,
+        seconds,
+        len(log.ids),
+        len(lat),
+        log.achieved_rate,
+        log.behind_s,
+        Latency.of(latency_ms),
+        slices(sent_s, latency_ms),
+        versions,
+        latency_ms,
+    )
