@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NAN = float("nan")
+_NEVER = 1e15  # ms: later than any measured latency
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +22,16 @@ class Latency:
     max: float
 
     @classmethod
-    def of(cls, values_ms: Sequence[float] | np.ndarray) -> Latency:
+    def of(cls, values_ms: Sequence[float] | np.ndarray, missing: int = 0) -> Latency:
+        """Percentiles of the latencies measured, where each of `missing` (never came)
+        counts as infinitely late: a tail they reach is inf, not the slowest that came."""
         arr = np.asarray(values_ms, dtype=float)
-        if arr.size == 0:
+        if arr.size + missing == 0:
             return cls(0, NAN, NAN, NAN)
-        p50, p99 = np.percentile(arr, [50, 99])
-        return cls(int(arr.size), float(p50), float(p99), float(arr.max()))
+        # A finite stand-in for inf: numpy's interpolation would turn inf x 0 into NaN.
+        full = np.concatenate([arr, np.full(missing, _NEVER)])
+        p50, p99, top = (float(v) for v in np.percentile(full, [50, 99, 100]))
+        return cls(int(full.size), *(math.inf if v >= _NEVER else v for v in (p50, p99, top)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,12 @@ def served_none(versions: Mapping[str, int]) -> int:
 
 def fmt(value: float | int | None, digits: int = 0) -> str:
     """A figure for the tables: thousands separators, '-' for a missing one."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "never"  # a latency whose prediction did not come
     return f"{value:,.{digits}f}"
+
+
+def pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0%}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,12 +61,12 @@ class PacedResult:
     planned_s: float
     sent: int
     received: int
+    late: int  # came more than grace_s after the last event was sent, or never
     achieved_rate: float
     behind_s: float  # the most the producer fell behind its schedule
-    latency: Latency
+    latency: Latency  # a prediction that never came counts as infinitely late
     slices: list[Slice]
     versions: Counter[str]
-    latency_ms: np.ndarray = field(repr=False)
 
     @property
     def missing(self) -> int:
@@ -73,16 +74,17 @@ class PacedResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "rate": self.rate,
+            "rate": round(self.rate, 1),
             "planned_s": self.planned_s,
             "sent": self.sent,
             "received": self.received,
+            "late": self.late,
             "achieved_rate": round(self.achieved_rate, 1),
             "producer_behind_ms": round(self.behind_s * 1000, 1),
-            "p50_ms": self.latency.p50,
-            "p99_ms": self.latency.p99,
-            "max_ms": self.latency.max,
-            "p99_per_5s": [[s.start_s, round(s.p99_ms, 1)] for s in self.slices],
+            "p50_ms": round(self.latency.p50, 2),
+            "p99_ms": round(self.latency.p99, 2),
+            "max_ms": round(self.latency.max, 2),
+            "p99_ms_per_5s": [[s.start_s, round(s.p99_ms, 1)] for s in self.slices],
             "model_versions": dict(self.versions),
         }
 
@@ -93,25 +95,33 @@ def paced_run(
     seconds: float,
     *,
     grace_s: float,
+    wait_s: float = 60.0,
     stop: threading.Event | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> PacedResult:
-    """Send rate x seconds live transactions (until `stop`), then wait up to grace_s for the
-    predictions still due. A prediction that came later counts as missing."""
+    """Send rate x seconds live transactions (until `stop`), then wait up to wait_s for the
+    predictions still due (a late one is timed; one that never came counts as infinitely
+    late). `on_start` runs when the first event is about to go, after encoding."""
     messages = ctx.transactions(max(1, int(rate * seconds)), rate, now_ms() + LEAD_MS)
-    expected = {m[2] for m in messages}
-    watcher = PredictionWatcher(ctx.settings, expected)
+    watcher = PredictionWatcher(ctx.settings, {m[2] for m in messages})
     try:
+        if on_start is not None:
+            on_start()
         log = send_paced(ctx.settings, ctx.settings.topic("transactions"), messages, rate, stop)
         watcher.expected = set(log.ids)  # a stopped run waits only for what it sent
-        watcher.wait(grace_s)
+        watcher.wait(wait_s)
     finally:
         watcher.close()
     arrivals = dict(watcher.arrivals)
+    due = (log.sent_at[-1] if log.sent_at else log.started) + grace_s
     lat, sent_s, versions = [], [], Counter[str]()
+    late = 0
     for txn_id, at in zip(log.ids, log.sent_at, strict=True):
         got = arrivals.get(txn_id)
         if got is None:
+            late += 1
             continue
+        late += got.received_at > due
         lat.append((got.received_at - at) * 1000)
         sent_s.append(at - log.started)
         versions[got.model_version] += 1
@@ -123,10 +133,10 @@ def paced_run(
         seconds,
         len(log.ids),
         len(lat),
+        late,
         log.achieved_rate,
         log.behind_s,
-        Latency.of(latency_ms),
+        Latency.of(latency_ms, missing=len(log.ids) - len(lat)),
         slices(sent_s, latency_ms),
         versions,
-        latency_ms,
     )

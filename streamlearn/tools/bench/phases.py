@@ -84,8 +84,8 @@ def holds(result: PacedResult, p99_ms: float = LATENCY_P99_MS) -> tuple[bool, st
     """
     if result.achieved_rate < 0.95 * result.rate:
         return False, f"producer reached only {result.achieved_rate:,.0f}/s"
-    if result.missing:
-        return False, f"{result.missing:,} predictions not back within {GRACE_S:g}s"
+    if result.late:
+        return False, f"{result.late:,} predictions not back within {GRACE_S:g}s of the end"
     if not result.latency.p99 <= p99_ms:
         return False, f"p99 {result.latency.p99:,.1f} ms"
     return True, f"p99 {result.latency.p99:,.1f} ms"
@@ -144,18 +144,21 @@ def mixed(ctx: Context, rate: float, outcome_rate: float, seconds: float) -> Mix
     time.sleep(PAUSE_S)
     outcomes = encode_outcomes(ctx.take_labels(int(outcome_rate * seconds)), now_ms())
     learned_before = int(ctx.worker.status()["learned"])
-    poller = StatusPoller(ctx.worker.status, interval_s=1.0).start()
-    analyst = Analyst(ctx.settings).start()
-    retrain = Retrain(ctx.settings).start()
+    poller = StatusPoller(ctx.worker.status, interval_s=1.0)
+    analyst, retrain = Analyst(ctx.settings), Retrain(ctx.settings)
     sender = threading.Thread(
         target=send_paced,
         args=(ctx.settings, ctx.settings.topic("outcomes"), outcomes, outcome_rate),
         name="bench-outcomes",
         daemon=True,
     )
-    sender.start()
+
+    def side_loads() -> None:
+        for load in (poller, analyst, retrain, sender):
+            load.start()
+
     try:
-        result = paced_run(ctx, rate, seconds, grace_s=GRACE_S)
+        result = paced_run(ctx, rate, seconds, grace_s=GRACE_S, on_start=side_loads)
         sender.join(GRACE_S + 30)
     finally:
         analyst.stop()
@@ -202,12 +205,12 @@ def backlog(ctx: Context, n: int, rate: float, min_s: float, max_s: float) -> Ba
     time.sleep(PAUSE_S)
     outcomes = encode_outcomes(ctx.take_labels(n), now_ms())
     learned_before = int(ctx.worker.status()["learned"])
-    poller = StatusPoller(ctx.worker.status, interval_s=0.2).start()
+    poller = StatusPoller(ctx.worker.status, interval_s=0.2)
     stop = threading.Event()
     produced: dict[str, float] = {}
-    started = time.monotonic()
 
     def flood() -> None:
+        started = time.monotonic()
         time.sleep(PAUSE_S)  # scoring is under way when the backlog lands
         produced["s"] = produce_all(ctx.settings, ctx.settings.topic("outcomes"), outcomes)
         while time.monotonic() - started < max_s:
@@ -219,9 +222,13 @@ def backlog(ctx: Context, n: int, rate: float, min_s: float, max_s: float) -> Ba
         stop.set()
 
     feeder = threading.Thread(target=flood, name="bench-backlog", daemon=True)
-    feeder.start()
+
+    def start() -> None:
+        poller.start()
+        feeder.start()
+
     try:
-        result = paced_run(ctx, rate, max_s, grace_s=GRACE_S, stop=stop)
+        result = paced_run(ctx, rate, max_s, grace_s=GRACE_S, stop=stop, on_start=start)
         feeder.join(30)
     finally:
         poller.stop()

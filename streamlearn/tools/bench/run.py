@@ -95,23 +95,30 @@ def run_bench(base: Settings, options: Options, json_path: Path | None = None) -
 
 def _phases(ctx: Context, options: Options) -> dict[str, Any]:
     settings, worker = ctx.settings, ctx.worker
+    took: dict[str, float] = {}
+    clock = _Lap(took)
     end_ms = history_window(now_ms())
     history = publish_history(settings, ctx.sim, worker, options.history_days, end_ms)
     served = train_and_serve(settings, worker)
     tables.champion(history, served)
+    clock.lap("champion")
 
     rows = _throughput(ctx, options, end_ms)
-    by = {r.key: r for r in rows}
+    worker_rate = next(r.per_s for r in rows if r.key == "worker")
     tables.throughput(rows)
+    clock.lap("throughput")
 
     lat = phases.latency(ctx, options.latency_rate, options.latency_s)
     tables.paced(
         f"latency at {options.latency_rate:,.0f} events/s for {options.latency_s:.0f}s "
-        "(producer → prediction received, linger 1 ms)",
+        "(producer → prediction received)",
         lat,
     )
+    tables.latency_note()
+    clock.lap("latency")
+
     search = RateSearch(
-        by["worker"].per_s,
+        worker_rate,
         probe_s=options.probe_s,
         confirm_s=options.confirm_s,
         max_probes=options.max_probes,
@@ -119,15 +126,31 @@ def _phases(ctx: Context, options: Options) -> dict[str, Any]:
     tables.console.print("sustainable rate: probes from 30% of the batch figure upward")
     probes = phases.sustainable(ctx, search, tables.probe)
     sustainable = float(search.result or 0.0)
-    tables.sustainable(sustainable, by["worker"].per_s, probes)
+    tables.sustainable(sustainable, worker_rate, probes)
+    clock.lap("sustainable")
 
     mixed = phases.mixed(ctx, options.latency_rate, options.outcome_rate, options.mixed_s)
     tables.mixed(mixed)
+    clock.lap("mixed")
     backlog = phases.backlog(
         ctx, options.backlog, options.latency_rate, options.backlog_min_s, options.backlog_max_s
     )
     tables.backlog(backlog)
-    return _result(ctx, history, served, rows, lat, sustainable, probes, mixed, backlog)
+    clock.lap("backlog")
+    result = _result(ctx, history, served, rows, lat, sustainable, probes, mixed, backlog)
+    result["phase_s"] = took
+    return result
+
+
+class _Lap:
+    """Seconds each phase took (set-up and waits included), for the JSON."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into, self.t = into, time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.into[name], self.t = round(now - self.t, 1), now
 
 
 def _throughput(ctx: Context, options: Options, history_end_ms: int) -> list[ceilings.Throughput]:
