@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streamlearn.foundation.errors import BrokerUnavailable, StreamlearnError
+from streamlearn.foundation.errors import BrokerUnavailable
 from streamlearn.foundation.kafka import confluent_config, produce, producer_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import Serde
@@ -240,8 +240,3 @@ def encode_outcomes(labels: Sequence[tuple[str, bool]], event_ms: int) -> list[M
         )
         for txn_id, y in labels
     ]
-
-
-def check_sent(log: SendLog, wanted: int) -> None:
-    if len(log.sent_at) < wanted:
-        raise StreamlearnError(f"bench: {len(log.sent_at)} of {wanted} events were sent")

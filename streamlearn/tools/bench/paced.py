@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from streamlearn.foundation.clock import now_ms
+from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import Serde
 from streamlearn.tools.bench.figures import Latency, Slice, slices
@@ -39,7 +40,10 @@ class Context:
 
     def take_labels(self, n: int) -> list[tuple[str, bool]]:
         if n > len(self.unlabelled):
-            raise ValueError(f"{n:,} outcomes wanted, {len(self.unlabelled):,} scored without one")
+            raise StreamlearnError(
+                f"bench: {n:,} outcomes wanted but only {len(self.unlabelled):,} scored "
+                "transactions have none yet: raise --events or lower --backlog"
+            )
         return [(t, self.labels[t]) for t in (self.unlabelled.popleft() for _ in range(n))]
 
     def transactions(self, count: int, rate: float, start_ms: int) -> list[Message]:
@@ -67,6 +71,9 @@ class PacedResult:
     latency: Latency  # a prediction that never came counts as infinitely late
     slices: list[Slice]
     versions: Counter[str]
+    # The worker's own p50/p99 (Kafka timestamp -> scored, before the prediction is sent and
+    # acked) over its last 30 s, read when the run ended: what the bench adds shows beside it.
+    worker_view: dict[str, Any] = field(default_factory=dict)
 
     @property
     def missing(self) -> int:
@@ -86,6 +93,7 @@ class PacedResult:
             "max_ms": round(self.latency.max, 2),
             "p99_ms_per_5s": [[s.start_s, round(s.p99_ms, 1)] for s in self.slices],
             "model_versions": dict(self.versions),
+            "worker_view_ms": self.worker_view,
         }
 
 
@@ -110,6 +118,7 @@ def paced_run(
         log = send_paced(ctx.settings, ctx.settings.topic("transactions"), messages, rate, stop)
         watcher.expected = set(log.ids)  # a stopped run waits only for what it sent
         watcher.wait(wait_s)
+        worker_view = _worker_view(ctx.worker)
     finally:
         watcher.close()
     arrivals = dict(watcher.arrivals)
@@ -139,4 +148,13 @@ def paced_run(
         Latency.of(latency_ms, missing=len(log.ids) - len(lat)),
         slices(sent_s, latency_ms),
         versions,
+        worker_view,
     )
+
+
+def _worker_view(worker: WorkerProcess) -> dict[str, Any]:
+    try:
+        view = worker.status().get("latency") or {}
+    except OSError:
+        return {}
+    return {k: round(v, 1) for k, v in view.items() if isinstance(v, int | float)}

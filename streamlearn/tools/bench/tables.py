@@ -75,6 +75,13 @@ def paced(title: str, result: PacedResult) -> None:
         "p99 ms per 5 s slice: "
         + " · ".join(f"{s.start_s:.0f}-{s.end_s:.0f}s {s.p99_ms:,.0f}" for s in result.slices)
     )
+    view = result.worker_view
+    if view:
+        note(
+            f"the worker's own view (Kafka timestamp → scored, its last "
+            f"{view.get('window_s', 30):g} s): p50 {fmt(view.get('p50_ms'), 1)} ms, "
+            f"p99 {fmt(view.get('p99_ms'), 1)} ms"
+        )
     note(
         f"served by: {', '.join(f'{v} ({n:,})' for v, n in result.versions.items()) or '-'}; "
         f"late: back more than {GRACE_S:g}s after the last event was sent, or never "
