@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
 
 from streamlearn.foundation.errors import BrokerUnavailable
-from streamlearn.foundation.kafka import confluent_config, produce, producer_config
+from streamlearn.foundation.kafka import admin, confluent_config, produce, producer_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import Serde
 from streamlearn.schemas.serde import default_registry
@@ -37,6 +38,19 @@ def high_watermarks(settings: Settings, topic: str) -> dict[int, int]:
         }
     finally:
         consumer.close()
+
+
+def create_topic(settings: Settings, topic: str) -> None:
+    """A topic of the bench's own (outside the contract), as many partitions as the others."""
+    futures = admin(settings).create_topics(
+        [NewTopic(topic, num_partitions=settings.partitions, replication_factor=1)]
+    )
+    for fut in futures.values():
+        try:
+            fut.result(timeout=30)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise BrokerUnavailable(f"bench: cannot create {topic}: {exc.args[0]}") from exc
 
 
 def commit_offsets(settings: Settings, group: str, topic: str, offsets: dict[int, int]) -> None:
@@ -81,6 +95,46 @@ class SendLog:
         return len(self.sent_at) / span if span > 0 else float("nan")
 
 
+class PacedSender:
+    """A producer made ready before a run: its first message does not pay for the
+    connection, the metadata and the idempotent producer id (about a second here)."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        self.producer = Producer(
+            producer_config(settings, **{"linger.ms": PACED_LINGER_MS, "enable.idempotence": True})
+        )
+        self.producer.list_topics(topic, timeout=10)
+
+    def send(
+        self, messages: Sequence[Message], rate: float, stop: threading.Event | None = None
+    ) -> SendLog:
+        """Send at `rate` a second: every message due by now goes out at once, then sleep to
+        the next one's time (bursts, not drift, when the loop wakes late)."""
+        producer, topic = self.producer, self.topic
+        log = SendLog(rate)
+        log.started = time.time()
+        t0 = time.perf_counter()
+        sent, n = 0, len(messages)
+        while sent < n and not (stop is not None and stop.is_set()):
+            now = time.perf_counter()
+            due = min(n, int((now - t0) * rate) + 1)
+            log.behind_s = max(log.behind_s, now - t0 - sent / rate)
+            while sent < due:
+                key, value, txn_id = messages[sent]
+                produce(producer, topic, value, key=key)
+                log.ids.append(txn_id)
+                log.sent_at.append(time.time())
+                sent += 1
+            producer.poll(0)
+            delay = t0 + sent / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        if producer.flush(60):
+            raise BrokerUnavailable(f"bench: the broker did not take every message for {topic}")
+        return log
+
+
 def send_paced(
     settings: Settings,
     topic: str,
@@ -88,32 +142,7 @@ def send_paced(
     rate: float,
     stop: threading.Event | None = None,
 ) -> SendLog:
-    """Send at `rate` a second: every message due by now goes out at once, then sleep to the
-    next one's time (bursts, not drift, when the loop wakes late)."""
-    producer = Producer(
-        producer_config(settings, **{"linger.ms": PACED_LINGER_MS, "enable.idempotence": True})
-    )
-    log = SendLog(rate)
-    log.started = time.time()
-    t0 = time.perf_counter()
-    sent, n = 0, len(messages)
-    while sent < n and not (stop is not None and stop.is_set()):
-        now = time.perf_counter()
-        due = min(n, int((now - t0) * rate) + 1)
-        log.behind_s = max(log.behind_s, now - t0 - sent / rate)
-        while sent < due:
-            key, value, txn_id = messages[sent]
-            produce(producer, topic, value, key=key)
-            log.ids.append(txn_id)
-            log.sent_at.append(time.time())
-            sent += 1
-        producer.poll(0)
-        delay = t0 + sent / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-    if producer.flush(60):
-        raise BrokerUnavailable(f"bench: the broker did not take every message for {topic}")
-    return log
+    return PacedSender(settings, topic).send(messages, rate, stop)
 
 
 @dataclass(slots=True)
@@ -132,9 +161,13 @@ class PredictionWatcher:
     """
 
     def __init__(
-        self, settings: Settings, expected: set[str], start: dict[int, int] | None = None
+        self,
+        settings: Settings,
+        expected: set[str],
+        start: dict[int, int] | None = None,
+        topic: str | None = None,
     ) -> None:
-        topic = settings.topic("predictions")
+        topic = topic or settings.topic("predictions")
         self.expected = expected
         self.arrivals: dict[str, Arrival] = {}
         self.serde = Serde("Prediction", default_registry(settings))
@@ -156,11 +189,13 @@ class PredictionWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            # A short timeout: consume() waits for the whole count or the timeout, which would
-            # add up to the timeout to every latency measured.
-            msgs = self.consumer.consume(1000, timeout=0.005)
+            # poll() returns as soon as one message is there; consume() would wait for its
+            # whole count or its timeout, adding up to that to every latency measured.
+            first = self.consumer.poll(0.05)
+            if first is None:
+                continue
             now = time.time()
-            for msg in msgs:
+            for msg in (first, *self.consumer.consume(1000, timeout=0)):
                 if msg.error() or msg.key() is None:
                     continue
                 txn_id = msg.key().decode()

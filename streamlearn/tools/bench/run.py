@@ -27,13 +27,14 @@ from streamlearn.tools.bench.champion import (
 from streamlearn.tools.bench.figures import ratio, served_none
 from streamlearn.tools.bench.load import high_watermarks, produce_all
 from streamlearn.tools.bench.options import Options
-from streamlearn.tools.bench.paced import Context
+from streamlearn.tools.bench.paced import Context, harness_floor
 from streamlearn.tools.bench.pending import measure
 from streamlearn.tools.bench.search import RateSearch
 from streamlearn.tools.bench.targets import evaluate
 from streamlearn.tools.processes import WorkerProcess
 
 PRELOAD_SPAN_S = 3000.0  # the preload's event times fill most of the hour after history
+FLOOR_S = 5.0  # the harness floor's run: producer -> broker -> watcher, no worker
 
 
 def bench_settings(base: Settings, options: Options) -> Settings:
@@ -108,6 +109,8 @@ def _phases(ctx: Context, options: Options) -> dict[str, Any]:
     tables.throughput(rows)
     clock.lap("throughput")
 
+    floor = harness_floor(settings, options.latency_rate, FLOOR_S)
+    tables.floor(floor, options.latency_rate, FLOOR_S)
     lat = phases.latency(ctx, options.latency_rate, options.latency_s)
     tables.paced(
         f"latency at {options.latency_rate:,.0f} events/s for {options.latency_s:.0f}s "
@@ -138,6 +141,7 @@ def _phases(ctx: Context, options: Options) -> dict[str, Any]:
     tables.backlog(backlog)
     clock.lap("backlog")
     result = _result(ctx, history, served, rows, lat, sustainable, probes, mixed, backlog)
+    result["harness_floor_ms"] = {"p50": floor.p50, "p99": floor.p99, "max": floor.max}
     result["phase_s"] = took
     return result
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from streamlearn.tools.bench.ceilings import Throughput
 from streamlearn.tools.bench.champion import History, Served
-from streamlearn.tools.bench.figures import fmt, pct, ratio
+from streamlearn.tools.bench.figures import Latency, fmt, pct, ratio
 from streamlearn.tools.bench.paced import PacedResult
 from streamlearn.tools.bench.phases import GRACE_S, Backlog, Mixed, ProbeRun
 from streamlearn.tools.bench.targets import LATENCY_P99_MS, Target
@@ -86,6 +86,14 @@ def paced(title: str, result: PacedResult) -> None:
         f"served by: {', '.join(f'{v} ({n:,})' for v, n in result.versions.items()) or '-'}; "
         f"late: back more than {GRACE_S:g}s after the last event was sent, or never "
         f"({result.missing:,}; they count as infinitely late)"
+    )
+
+
+def floor(lat: Latency, rate: float, seconds: float) -> None:
+    console.print(
+        f"harness floor (the bench's producer → broker → its watcher, no worker; "
+        f"{fmt(rate)}/s for {seconds:g}s): p50 {fmt(lat.p50, 1)} ms, p99 {fmt(lat.p99, 1)} ms, "
+        f"max {fmt(lat.max, 1)} ms: every latency below includes about this much"
     )
 
 
