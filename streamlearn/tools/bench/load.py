@@ -42,7 +42,8 @@ def high_watermarks(settings: Settings, topic: str) -> dict[int, int]:
 
 def create_topic(settings: Settings, topic: str) -> None:
     """A topic of the bench's own (outside the contract), as many partitions as the others."""
-    futures = admin(settings).create_topics(
+    client = admin(settings)  # held until the futures resolve: a freed client cancels them
+    futures = client.create_topics(
         [NewTopic(topic, num_partitions=settings.partitions, replication_factor=1)]
     )
     for fut in futures.values():
