@@ -100,8 +100,9 @@ def floor(lat: Latency, rate: float, seconds: float) -> None:
 def latency_note() -> None:
     note(
         "Latency: from the bench's send (right after produce(), linger 1 ms) to its watcher's "
-        "receipt of the prediction (a consumer polling every 5 ms): producer queue, broker, "
-        "worker (decode, features, scores, produce acked), broker and fetch are all in it. "
+        "receipt of the prediction (a consumer that returns as soon as one is there): producer "
+        "queue, broker, worker (decode, features, scores, produce acked), broker and fetch "
+        "are all in it. "
         "The producer and watcher run in the bench's process on the worker's cores."
     )
 
