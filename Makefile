@@ -58,8 +58,10 @@ chaos: setup ## Fault-injection suite and its table (CHAOS_PROFILE=full for the 
 test-unit: setup ## Run the tests that need no broker
 	$(BIN)/pytest -q -m "not integration"
 
-bench: setup ## Measure throughput and latency
-	$(BIN)/streamlearn bench
+# e.g. make bench BENCH_ARGS="--quick --json /tmp/bench.json"
+BENCH_ARGS ?=
+bench: setup ## Issue 9's figures in one run, ~15 min (BENCH_ARGS="--quick --json FILE")
+	$(BIN)/streamlearn bench $(BENCH_ARGS)
 
 up: setup ## Start the local Kafka broker
 	$(BIN)/streamlearn up

@@ -101,7 +101,7 @@ VERBS: dict[str, Verb] = {
     "bench": Verb(
         "streamlearn.cli.bench",
         "bench",
-        "End-to-end events/s and latency through the local broker, beside the raw ceilings.",
+        "The product's figures in one run: a real champion, throughput, latency, sustainable rate.",
     ),
 }
 

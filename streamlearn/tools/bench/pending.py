@@ -1,9 +1,9 @@
 """Memory the label join's pending map takes in a worker: RSS growth per entry, measured.
 
-Run in a fresh process per size (`python -m streamlearn.bench_pending 1000000`): it fills a
-BoundedMap with entries shaped like the worker's (a UUID-like transaction id, 26 features
-packed as doubles, five served scores, the merchant id, the event time) and prints one JSON
-line with the resident-set growth. `streamlearn bench` runs it for 1M and 2M entries.
+Run in a fresh process per size (`python -m streamlearn.tools.bench.pending 1000000`): it
+fills a BoundedMap with entries shaped like the worker's (a UUID-like transaction id, 26
+features packed as doubles, five served scores, the merchant id, the event time) and prints
+one JSON line with the resident-set growth. `streamlearn bench` runs it for 1M and 2M entries.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def measure(counts: list[int]) -> list[dict[str, float]]:
     out = []
     for n in counts:
         proc = subprocess.run(
-            [sys.executable, "-m", "streamlearn.tools.bench_pending", str(n)],
+            [sys.executable, "-m", "streamlearn.tools.bench.pending", str(n)],
             capture_output=True,
             text=True,
             timeout=600,
