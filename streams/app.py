@@ -41,34 +41,46 @@ class DrainingApp(faust.App):
     Faust calls `_consumer_wait_empty` once the fetcher has stopped and before the agents and
     tasks stop. When the app is stopping (SIGTERM), it waits, up to `drain_s`, until no agent
     holds a batch and the writer has made every slice durable (rows + changelog) and acked
-    it, then commits: a restart reprocesses nothing. During a rebalance it does not wait
-    (stream_wait_empty=False): events still in flight there are simply processed again.
+    it, then commits: a restart reprocesses nothing. A rebalance drains the same way.
     """
 
     drain_s: float = 30.0
+    rebalance_drain_s: float = 20.0  # within the consumer session timeout
     quiet_s: float = 0.25  # a batch fetched just before the stop has been handed out
     in_flight = 0  # batches an agent is working on (taken, not yet handed to the writer)
     writer: Any = None
     on_drained: Any = None  # called once drained, before the last commit
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
-        if not self.should_stop:
-            return await super()._consumer_wait_empty(consumer, logger)
-        log.warning("graceful stop: finishing the in-flight batches (up to %.0fs)", self.drain_s)
+        """Faust calls this on a graceful stop and when partitions are revoked (a rebalance).
+
+        Either way the work in flight is finished and made durable (rows, changelog, a learner
+        checkpoint), acked and committed before the partitions go: the new owner starts where
+        this worker's outputs end, and this worker never writes for a partition it no longer
+        owns. If that cannot be done in time (the store is down), a rebalance stops the worker:
+        its in-memory state is ahead of what is durable, and a restart recovers from the
+        changelog and redoes the uncommitted events.
+        """
+        stopping = self.should_stop
+        what = "graceful stop" if stopping else "rebalance"
+        budget = self.drain_s if stopping else self.rebalance_drain_s
+        log.warning("%s: finishing the in-flight batches (up to %.0fs)", what, budget)
         # asyncio.wait, not wait_for: a timeout must not wait for a commit stuck in a
         # rebalance to unwind, so the stop stays bounded.
-        drained = await _within(self._drain(), self.drain_s)
+        drained = await _within(self._drain(), budget)
         if drained and self.on_drained is not None:
-            drained = await _within(self.on_drained(), self.drain_s)
+            drained = await _within(self.on_drained(), budget)
         committed = await _within(consumer.commit(), 10.0)
         if drained and committed:
-            log.warning("graceful stop: in-flight batches written and offsets committed")
-        else:
+            log.warning("%s: in-flight batches written and offsets committed", what)
+        elif stopping:
             log.warning(
                 "graceful stop: in-flight batches not durable and committed within %.0fs; "
                 "their events are processed again after a restart",
-                self.drain_s,
+                budget,
             )
+        else:
+            _fatal("rebalance", RuntimeError(f"in-flight batches not durable within {budget}s"))
 
     async def _drain(self) -> None:
         """Until the agents hold nothing and the writer is idle, for quiet_s in a row."""
@@ -174,11 +186,13 @@ def _new_app(settings: Settings) -> DrainingApp:
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
         table_cleanup_interval=3600,
-        # A rebalance does not wait for unacked events (they are processed again where the
-        # partition goes); a graceful stop does, bounded (DrainingApp).
+        # Faust's own wait counts unacked events; DrainingApp drains the agents and the
+        # writer itself, on a stop and on a rebalance.
         stream_wait_empty=False,
     )
     app.drain_s = settings.shutdown_drain_s
+    # Half the time the group gives members to rejoin: the drain must not make us miss it.
+    app.rebalance_drain_s = min(20.0, 0.5 * float(app.conf.broker_rebalance_timeout))
     return app
 
 

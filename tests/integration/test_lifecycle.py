@@ -148,7 +148,11 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         print(f"{drift_after_first} drift events on drifted features after the first model")
         # Measured against the rows the served model trained on; the clock is not watched.
         reference = f"model {first.version}"
-        wait_until(lambda: worker.status()["drift_reference"] == reference, timeout=15)
+        wait_until(
+            lambda: worker.status()["drift_reference"] == reference,
+            timeout=15,
+            what=f"the drift reference to be {reference}",
+        )
         calendar = store.query_rows(
             "SELECT count() FROM streamlearn.drift_events WHERE kind = 'data' "
             "AND subject IN ('hour_of_day', 'day_of_week')"
@@ -201,7 +205,11 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         assert live_count > 300
         # The promoted model's training rows are the data-drift reference from the swap on.
         reference = f"model {second.version}"
-        wait_until(lambda: worker.status()["drift_reference"] == reference, timeout=15)
+        wait_until(
+            lambda: worker.status()["drift_reference"] == reference,
+            timeout=15,
+            what=f"the drift reference to be {reference}",
+        )
 
         total = replay.counts.transactions + live_count
         wait_until(
@@ -268,7 +276,11 @@ def test_drift_retrain_promotion_live_swap_and_rollback(settings: Settings, tmp_
         Replayer(settings).publish(iter(after))
         worker.wait_for("transactions", total + len(after), timeout=60)
         reference = f"model {first.version}"  # the rollback's, again
-        wait_until(lambda: worker.status()["drift_reference"] == reference, timeout=15)
+        wait_until(
+            lambda: worker.status()["drift_reference"] == reference,
+            timeout=15,
+            what=f"the drift reference to be {reference}",
+        )
         _, rows = store.query_rows(
             "SELECT model_version, count() FROM streamlearn.transactions FINAL "
             "WHERE has({ids:Array(String)}, transaction_id) GROUP BY model_version",

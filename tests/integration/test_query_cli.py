@@ -17,7 +17,7 @@ import pytest
 
 from streamlearn.foundation.settings import Settings, settings_env
 from streamlearn.foundation.store import Store
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import RemoteStore, worker_store
 from streamlearn.tools.processes import WorkerProcess
 from tests.integration.kafka_helpers import wait_until
 from tests.integration.report_data import VERSIONS, seed
@@ -85,7 +85,7 @@ def lag_of(settings: Settings) -> dict[str, Any]:
 @pytest.mark.timeout(300)
 def test_the_same_results_through_the_worker_and_directly(settings: Settings, tmp_path: Path):
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
-        seed(RemoteStore(f"http://127.0.0.1:{settings.web_port}"), n=300)
+        seed(worker_store(settings), n=300)
         sent = cli(settings, "simulate", "--count", "20", "--rate", "50")
         assert sent.returncode == 0 and "sent 20 transactions" in sent.stdout, sent.stderr
         worker.wait_for("transactions", 20, timeout=60)
@@ -95,7 +95,7 @@ def test_the_same_results_through_the_worker_and_directly(settings: Settings, tm
             timeout=60,
             what="the worker group's lag to reach 0",
         )
-        remote = results(RemoteStore(f"http://127.0.0.1:{settings.web_port}", readonly=True))
+        remote = results(worker_store(settings, readonly=True))
         through_worker = outputs(settings)
     direct_store = Store(settings.store_url, readonly=True)
     try:
