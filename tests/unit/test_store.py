@@ -199,7 +199,8 @@ def test_a_store_of_the_older_layout_is_rebuilt_under_the_transaction_key(store:
     store.migrate()
     assert count(store, sql, t=tid) == 1
     _, rows = store.query_rows(
-        "SELECT sorting_key FROM system.tables WHERE database = 'streamlearn' AND name = 'predictions'"
+        "SELECT sorting_key FROM system.tables "
+        "WHERE database = 'streamlearn' AND name = 'predictions'"
     )
     assert rows == [("transaction_id",)]
     names = {r[0] for r in store.query_rows(f"SHOW TABLES FROM {DATABASE}")[1]}
