@@ -27,6 +27,16 @@ REPLAY_MEMORY = 8  # transaction ids per card remembered to spot an upstream res
 NO_PREVIOUS_S = 90 * 86_400.0
 # Exponential moving average weight of the card's usual amount (about the last 20 payments).
 USUAL_ALPHA = 0.05
+# Days of known outcomes the merchant's fraud history looks back over (streams.merchant_risk).
+HISTORY_WINDOWS: tuple[int, ...] = (1, 7, 28)
+# The merchant's history as merchant_risk computes it, in this order.
+MERCHANT_HISTORY: tuple[str, ...] = (
+    "merchant_fraud_rate",
+    "merchant_labeled_30d",
+    *(f"merchant_frauds_{w}d" for w in HISTORY_WINDOWS),
+    *(f"merchant_fraud_rate_{w}d" for w in HISTORY_WINDOWS),
+)
+NO_HISTORY: tuple[float, ...] = (0.0,) * len(MERCHANT_HISTORY)
 
 FEATURE_NAMES: tuple[str, ...] = (
     "amount",
@@ -44,10 +54,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"merchant_count_{w}" for w, _ in WINDOWS),
     "merchant_amount_mean_30d",
     "merchant_amount_ratio",
-    "merchant_fraud_rate",
-    "merchant_labeled_30d",
+    *MERCHANT_HISTORY,
 )
-FEATURE_VERSION = "v1"
+# v2: the merchant's fraud counts and rates over 1, 7 and 28 days of known outcomes.
+FEATURE_VERSION = "v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +158,13 @@ def compute(
     txn: Mapping[str, Any],
     card: CardState | None,
     merchant: MerchantState | None,
-    merchant_fraud: tuple[float, float] = (0.0, 0.0),
+    merchant_history: Sequence[float] = NO_HISTORY,
     origin: tuple[int, int] = (-1, -1),
 ) -> tuple[list[float], CardState, MerchantState]:
     """Features of one transaction, and the card and merchant states after it.
 
-    merchant_fraud is (smoothed fraud rate, labeled count) from outcomes known before the
-    transaction's event time (see streams.merchant_risk); origin is the (partition, offset)
+    merchant_history holds the MERCHANT_HISTORY figures from outcomes known before the
+    transaction's event day (see streams.merchant_risk); origin is the (partition, offset)
     it was read from, remembered by the card to recognise a replay.
     """
     card = card or NEW_CARD
@@ -187,8 +197,7 @@ def compute(
         *m_counts,
         merch_mean,
         amount / (merch_mean + 1.0),
-        merchant_fraud[0],
-        merchant_fraud[1],
+        *merchant_history,
     ]
 
     _add(c_ref, c_counts, c_sums, t, amount)
