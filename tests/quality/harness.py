@@ -143,8 +143,8 @@ def backtest(
         if next_point < len(points) and t >= bounds[next_point]:
             as_of = bounds[next_point]
             champion = _retrain(X, h, as_of, names, champion, out, maturity_days)
-            ref = train(training_set(X, h, as_of, names, maturity_days=maturity_days,
-                                     fractions=(0.85, 0.15, 0.0)), num_threads=2)  # fmt: skip
+            ref = train(training_set(X, h, as_of, names, maturity_days=maturity_days),
+                        num_threads=2)  # fmt: skip
             week = (h.event_ms >= as_of) & (h.event_ms < bounds[next_point + 1])
             reference[week] = ref.booster.predict(X[week][:, cols], num_threads=2)
             next_point += 1
