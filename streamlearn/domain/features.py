@@ -112,7 +112,7 @@ class CardState:
     def from_json(cls, v: Sequence[Any]) -> CardState:
         """From its changelog form (a list; without the last event's origin before v1.1, its
         recent payments before v2)."""
-        origin = v[7] if len(v) > 7 else (-1, -1)
+        partition, offset = v[7] if len(v) > 7 else (-1, -1)
         times, amounts = (tuple(v[8]), tuple(v[9])) if len(v) > 9 else ((), ())
         return cls(
             v[0],
@@ -122,7 +122,8 @@ class CardState:
             int(v[4]),
             tuple(v[5]),
             tuple(v[6]),
-            *origin,
+            int(partition),
+            int(offset),
             times,
             amounts,
         )
@@ -264,7 +265,8 @@ def compute(
         card.total + 1,
         (*recent[-(RECENT_MERCHANTS - 1) :], merchant_id),
         (*card.applied[-(REPLAY_MEMORY - 1) :], txn["transaction_id"]),
-        *origin,
+        origin[0],
+        origin[1],
         *_remember(card.times, card.amounts, t, amount),
     )
     return features, new_card, MerchantState(m_ref, tuple(m_counts), tuple(m_sums))

@@ -65,8 +65,7 @@ def generate(
     mean_amount = rng.uniform(5, 100, customers)
     per_day = rng.uniform(0, 4, customers)
     nearby = [
-        np.nonzero(((txy - cxy[c]) ** 2).sum(axis=1) < radius * radius)[0]
-        for c in range(customers)
+        np.nonzero(((txy - cxy[c]) ** 2).sum(axis=1) < radius * radius)[0] for c in range(customers)
     ]
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("t", "card", "term", "amount")}
     for day in range(days):

@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
-from streamlearn.batch_retrain.gate import DEFAULT_GATE, judge
+from streamlearn.batch_retrain.gate import DEFAULT_GATE, GateConfig, judge
 from streamlearn.batch_retrain.metrics import evaluate
-from streamlearn.batch_retrain.train import train
+from streamlearn.batch_retrain.train import refit_on_every_row, train
 from streamlearn.batch_retrain.training_set import Split, TrainingSet
 from streamlearn.domain.features import FEATURE_NAMES, compute
 from streamlearn.learners.learner_set import CHAMPION, LearnerSet
@@ -51,7 +52,10 @@ def features(h: History, maturity_days: float = 7.0) -> np.ndarray:
         txn = h.txn(i)
         m = txn["merchant_id"]
         vec, cards[txn["card_id"]], merchants[m] = compute(  # type: ignore[assignment]
-            txn, cards.get(txn["card_id"]), merchants.get(m), risk.rate(m, t)  # type: ignore[arg-type]
+            txn,
+            cards.get(txn["card_id"]),
+            merchants.get(m),
+            risk.rate(m, t),  # type: ignore[arg-type]
         )
         risk.scored(m, t)
         rows[i] = vec
@@ -85,10 +89,20 @@ def training_set(
     valid = part((et > q1) & (et <= q2)) if fractions[2] else part(et > q1)
     holdout = part(et > q2) if fractions[2] else valid
     return TrainingSet(
-        tuple(names), train_p, valid, holdout, as_of, cutoff,
-        int(et.min()), int(valid.event_time.max()), int(holdout.event_time.min()),
-        int(holdout.event_time.max()), len(rows), int(y.sum()), 1.0,
-    )  # fmt: skip
+        tuple(names),
+        train_p,
+        valid,
+        holdout,
+        as_of,
+        cutoff,
+        int(et.min()),
+        int(valid.event_time.max()),
+        int(holdout.event_time.min()),
+        int(holdout.event_time.max()),
+        len(rows),
+        int(y.sum()),
+        1.0,
+    )
 
 
 def week_metrics(y: np.ndarray, score: np.ndarray, event_ms: np.ndarray) -> dict[str, float]:
@@ -118,6 +132,8 @@ def backtest(
     names: Sequence[str] = FEATURE_NAMES,
     learners: str = "lr,hst",
     maturity_days: float = 7.0,
+    refit: bool = True,
+    gate: GateConfig = DEFAULT_GATE,
 ) -> Backtest:
     """Replay the scoring from day 0 (the warm-up before start_day is scored, not counted);
     the first champion is trained at start_day, then every retrain_every_days."""
@@ -142,9 +158,8 @@ def backtest(
         t = int(h.event_ms[i])
         if next_point < len(points) and t >= bounds[next_point]:
             as_of = bounds[next_point]
-            champion = _retrain(X, h, as_of, names, champion, out, maturity_days)
-            ref = train(training_set(X, h, as_of, names, maturity_days=maturity_days),
-                        num_threads=2)  # fmt: skip
+            champion = _retrain(X, h, as_of, names, champion, out, maturity_days, refit, gate)
+            ref = reference_model(X, h, as_of, names, maturity_days)
             week = (h.event_ms >= as_of) & (h.event_ms < bounds[next_point + 1])
             reference[week] = ref.booster.predict(X[week][:, cols], num_threads=2)
             next_point += 1
@@ -173,28 +188,41 @@ def backtest(
         ls.observe(matrix, served, source, t, "v", None)
         i = end
     scores["reference"] = reference
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in pairwise(bounds):
         week = (h.event_ms >= a) & (h.event_ms < b)
         y = h.is_fraud[week].astype(np.int8)
         out.weeks.append(
-            {n: week_metrics(y, s[week], h.event_ms[week]) for n, s in scores.items()
-             if not np.isnan(s[week]).any()}  # fmt: skip
+            {
+                n: week_metrics(y, s[week], h.event_ms[week])
+                for n, s in scores.items()
+                if not np.isnan(s[week]).any()
+            }
         )
     return out
 
 
-def _retrain(X, h, as_of, names, champion, out, maturity_days):  # type: ignore[no-untyped-def]
+def _retrain(X, h, as_of, names, champion, out, maturity_days, refit, gate):  # type: ignore[no-untyped-def]
     """A candidate on the mature rows, judged against the champion on its holdout."""
     ts = training_set(X, h, as_of, names, maturity_days=maturity_days)
     result = train(ts, num_threads=2)
     theirs = None
     if champion is not None:
-        m = evaluate(ts.holdout.y, champion.predict(ts.holdout.X), ts.holdout.w,
-                     ts.holdout.event_time)  # fmt: skip
+        m = evaluate(
+            ts.holdout.y, champion.predict(ts.holdout.X), ts.holdout.w, ts.holdout.event_time
+        )
         theirs = {f"holdout_{k}": v for k, v in m.items()}
-    decision = judge(result.metrics, theirs, config=DEFAULT_GATE)
+    decision = judge(result.metrics, theirs, config=gate)
     out.decisions.append(f"day {(as_of // DAY_MS)}: {decision.reason}")
-    return result.booster if decision.promote else champion
+    if not decision.promote:
+        return champion
+    return refit_on_every_row(ts, result).booster if refit else result.booster
+
+
+def reference_model(X, h, as_of, names, maturity_days):  # type: ignore[no-untyped-def]
+    """The offline reference as the replay trains it: early stopping on the newest 15% of the
+    matured rows (a thin 5% holdout folded in), then a refit on every row."""
+    ts = training_set(X, h, as_of, names, maturity_days=maturity_days, fractions=(0.85, 0.1, 0.05))
+    return refit_on_every_row(ts, train(ts, num_threads=2))
 
 
 __all__ = ["CHAMPION", "Backtest", "backtest", "features", "training_set", "week_metrics"]

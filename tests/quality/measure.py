@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from streamlearn.batch_retrain.gate import gate_config
 from streamlearn.batch_retrain.train import train
 from streamlearn.domain.features import CARD_WINDOWS, FEATURE_NAMES, MERCHANT_HISTORY
 from tests.quality.handbook import DAY_MS, History, generate
@@ -57,19 +58,26 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=56)
     ap.add_argument("--start-day", type=int, default=28)
     ap.add_argument("--studies", action="store_true", help="also the offline studies")
+    ap.add_argument("--gate-margin", type=float, default=-0.02, help="as the quality test")
     args = ap.parse_args()
-    h = generate(customers=args.customers, terminals=2 * args.customers, days=args.days,
-                 seed=args.seed)  # fmt: skip
+    h = generate(
+        customers=args.customers, terminals=2 * args.customers, days=args.days, seed=args.seed
+    )
     t = time.perf_counter()
     X = features(h)
-    print(f"{len(h)} transactions, {h.is_fraud.mean():.4f} fraud, features "
-          f"{time.perf_counter() - t:.1f} s")  # fmt: skip
+    print(
+        f"{len(h)} transactions, {h.is_fraud.mean():.4f} fraud, features "
+        f"{time.perf_counter() - t:.1f} s"
+    )
     t = time.perf_counter()
-    bt = backtest(h, X, start_day=args.start_day)
+    bt = backtest(h, X, start_day=args.start_day, gate=gate_config(margin=args.gate_margin))
     print(f"backtest {time.perf_counter() - t:.1f} s; retrains: " + "; ".join(bt.decisions))
     weeks = bt.weeks[:-1] if len(bt.weeks) > 1 and not bt.weeks[-1] else bt.weeks
-    names = [n for n in ("served", "lightgbm", "river_lr", "river_hst", "blend", "reference")
-             if all(n in w for w in weeks)]  # fmt: skip
+    names = [
+        n
+        for n in ("served", "lightgbm", "river_lr", "river_hst", "blend", "reference")
+        if all(n in w for w in weeks)
+    ]
     print("\nAP / ROC AUC / precision top-100 per day, per scored week\n")
     print("| scorer | " + " | ".join(f"week {i + 1}" for i in range(len(weeks))) + " | mean AP |")
     print("|---|" + "---|" * (len(weeks) + 1))
@@ -89,8 +97,11 @@ def main() -> None:
         "champion's: 7 d maturity, newest 15% held out": {},
         "7 d maturity, nothing held out": {"fractions": (0.85, 0.15, 0.0)},
         "labels known at once (no delay), nothing held out": {
-            "fractions": (0.85, 0.15, 0.0), "maturity_days": 0.0, "h": oracle},
-    }  # fmt: skip
+            "fractions": (0.85, 0.15, 0.0),
+            "maturity_days": 0.0,
+            "h": oracle,
+        },
+    }
     for label, kw in studies.items():
         hh = kw.pop("h", h)
         print(row(label, [offline(hh, X, FEATURE_NAMES, d, **kw) for d in days]))

@@ -106,7 +106,9 @@ def fill_store(store: Store, n: int = 6000) -> None:
     for i in range(n):
         at = T0 + dt.timedelta(minutes=3 * i)
         features = dict(zip(FEATURE_NAMES, X[i].tolist(), strict=True))
-        rows.append([f"t{i}", at, f"c{i % 50}", "m", 1.0, "EUR", FEATURE_VERSION, features, at, 0, i])
+        rows.append(
+            [f"t{i}", at, f"c{i % 50}", "m", 1.0, "EUR", FEATURE_VERSION, features, at, 0, i]
+        )
         if y[i]:
             outcomes.append([f"t{i}", True, at + dt.timedelta(hours=6), at, 0, i])
     # Columns left out take their defaults (empty scores, NULL country, ...).

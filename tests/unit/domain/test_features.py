@@ -252,9 +252,7 @@ def test_compute_does_not_mutate_the_states_it_is_given() -> None:
 
 
 def test_fresh_states_are_empty() -> None:
-    assert CardState().to_json() == [
-        None, [0.0] * 4, [0.0] * 4, None, 0, [], [], [-1, -1], [], []
-    ]  # fmt: skip
+    assert CardState().to_json() == [None, [0.0] * 4, [0.0] * 4, None, 0, [], [], [-1, -1], [], []]
     assert MerchantState().to_json() == [None, [0.0] * 4, [0.0] * 4]
 
 
