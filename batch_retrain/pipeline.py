@@ -12,7 +12,6 @@ given, and nothing is published.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from streamlearn.batch_retrain.gate import (
 )
 from streamlearn.batch_retrain.publish import fetch_release
 from streamlearn.batch_retrain.serving import serve, signing_key
-from streamlearn.batch_retrain.train import TrainResult, refit_on_every_row, train
+from streamlearn.batch_retrain.train import TrainResult, train
 from streamlearn.batch_retrain.training_set import TrainingSet, build_training_set
 from streamlearn.domain import lifecycle
 from streamlearn.domain.lifecycle import ModelStatus
@@ -119,12 +118,10 @@ def run_retrain(
         **training_set_options,
     )
     result = train(ts, **{"num_threads": num_threads, **(train_options or {})})
-    # The gate judges `result` on the holdout; the release serves the refit on every row (its
-    # window ends with the holdout, so the next gate compares only on rows after it).
     release = register_candidate(
         store,
-        dataclasses.replace(ts, train_end=ts.holdout_end),
-        refit_on_every_row(ts, result, num_threads=num_threads),
+        ts,
+        result,
         signing_key=signing_key(settings),
         reason=reason,
         name=name,

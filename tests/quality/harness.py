@@ -132,7 +132,7 @@ def backtest(
     names: Sequence[str] = FEATURE_NAMES,
     learners: str = "lr,hst",
     maturity_days: float = 7.0,
-    refit: bool = True,
+    refit: bool = False,
     gate: GateConfig = DEFAULT_GATE,
 ) -> Backtest:
     """Replay the scoring from day 0 (the warm-up before start_day is scored, not counted);
@@ -159,7 +159,7 @@ def backtest(
         if next_point < len(points) and t >= bounds[next_point]:
             as_of = bounds[next_point]
             champion = _retrain(X, h, as_of, names, champion, out, maturity_days, refit, gate)
-            ref = reference_model(X, h, as_of, names, maturity_days)
+            ref = reference_model(X, h, as_of, names, maturity_days, refit)
             week = (h.event_ms >= as_of) & (h.event_ms < bounds[next_point + 1])
             reference[week] = ref.booster.predict(X[week][:, cols], num_threads=2)
             next_point += 1
@@ -218,9 +218,12 @@ def _retrain(X, h, as_of, names, champion, out, maturity_days, refit, gate):  # 
     return refit_on_every_row(ts, result).booster if refit else result.booster
 
 
-def reference_model(X, h, as_of, names, maturity_days):  # type: ignore[no-untyped-def]
-    """The offline reference as the replay trains it: early stopping on the newest 15% of the
-    matured rows (a thin 5% holdout folded in), then a refit on every row."""
+def reference_model(X, h, as_of, names, maturity_days, refit=False):  # type: ignore[no-untyped-def]
+    """The offline reference: the retrain's own training at the retrain point, no gate, no
+    streaming; refit=True also refits it on every row, as wt-replay's reference does."""
+    if not refit:
+        ts = training_set(X, h, as_of, names, maturity_days=maturity_days)
+        return train(ts, num_threads=2)
     ts = training_set(X, h, as_of, names, maturity_days=maturity_days, fractions=(0.85, 0.1, 0.05))
     return refit_on_every_row(ts, train(ts, num_threads=2))
 
