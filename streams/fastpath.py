@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,24 +61,6 @@ class Batch:
         return self.tp.partition
 
 
-class _ReadOffsets(defaultdict):
-    """Faust's read offset per partition, where a batch message counts as its last record.
-
-    Faust's drain compares each message's offset with the partition's read offset and acks
-    any jump by itself as a "gap". A batch message carries its first offset; recording its
-    last one instead keeps the next batch consecutive, so no offset of a batch that is not
-    yet durable is ever acked by that bookkeeping.
-    """
-
-    def __init__(self, last_of: Callable[[TP], int | None]) -> None:
-        super().__init__(lambda: None)
-        self._last_of = last_of
-
-    def __setitem__(self, tp: TP, offset: int | None) -> None:
-        last = self._last_of(tp)
-        super().__setitem__(tp, offset if last is None or offset is None else max(offset, last))
-
-
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose batch topics are delivered a fetch at a time."""
 
@@ -88,13 +69,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._next_offset: dict[TP, int] = {}  # after the last batch handed out, per tp
-        self._read_offset = _ReadOffsets(self._last_delivered)
+        self._hole: dict[TP, int] = {}  # where a hole was sought back to, per tp
         self.batches_delivered = 0
         self.sought_back = 0
-
-    def _last_delivered(self, tp: TP) -> int | None:
-        following = self._next_offset.get(tp) if tp.topic in self.batch_topics else None
-        return None if following is None else following - 1
+        self.holes = 0  # offsets found missing and read again
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage]]:
         """Faust's getmany, except a batch topic's records come as one message per partition."""
@@ -109,13 +87,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if not recs:
                 continue
             if active is not None and tp not in active and tp not in self._buffered_partitions:
+                await self._seek_back({tp: recs})  # paused meanwhile: read them again later
                 continue
             if not self.flow_active or self.app.consumer_generation_id != generation:
                 await self._seek_back({tp: recs})
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in self.batch_topics:
-                yield tp, self._batch_message(tp, recs, generation)
+                if await self._hole_sought(tp, recs[0].offset):
+                    continue
+                message = self._batch_message(tp, recs, generation)
+                # Faust's drain compares a message's offset with the partition's read offset:
+                # an older one is dropped, a jump is acked by itself as a "gap". A batch message
+                # carries its first offset, so the read offset is set just below it.
+                self._read_offset[tp] = message.offset - 1 if message.offset > 0 else None
+                yield tp, message
             else:
                 for i, record in enumerate(recs):
                     if not self.flow_active or self.app.consumer_generation_id != generation:
@@ -123,16 +109,46 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         break
                     yield tp, self._to_message(tp, record)
 
+    async def _hole_sought(self, tp: TP, offset: int) -> bool:
+        """True if this batch does not follow the last one handed out (or the committed offset)
+        and was sought back to the first missing offset instead of being delivered.
+
+        Acking across a hole would commit offsets nobody scored, so a hole is read again once;
+        a hole still there after that holds offsets that do not exist (transaction markers,
+        compaction) and is acked across. A batch below the expected offset is a re-read (the
+        consumer was sought back, e.g. to the committed offset on a reassignment): it starts
+        a new run.
+        """
+        expected = self._next_offset.get(tp)
+        if expected is not None and offset < expected:
+            del self._next_offset[tp]
+            expected = None
+        if expected is None:
+            expected = self._committed_offset.get(tp)
+        if expected is None or offset <= expected:
+            self._hole.pop(tp, None)
+            return False
+        if self._hole.get(tp) == expected:
+            log.warning("%s: offsets %d..%d do not exist; going on", tp, expected, offset - 1)
+            self._hole.pop(tp, None)
+            return False
+        log.warning("%s: offsets %d..%d were not delivered; read again", tp, expected, offset - 1)
+        self._hole[tp] = expected
+        self.holes += 1
+        await self.seek(tp, expected)
+        return True
+
     def _batch_message(self, tp: TP, recs: Sequence[Any], generation: int) -> ConsumerMessage:
         committed = self._committed_offset.get(tp)
-        first = self._next_offset.get(tp, committed if committed is not None else recs[0].offset)
-        first = min(first, recs[0].offset)  # a seek back (replay) starts below the last batch
+        start = recs[0].offset
+        # The ack covers what lies between the last batch (or the committed offset) and this
+        # one: _hole_sought has made sure nothing undelivered is in there.
+        first = self._next_offset.get(tp, committed if committed is not None else start)
+        first = min(first, start)
         last = recs[-1].offset
         self._next_offset[tp] = last + 1
         self.batches_delivered += 1
         batch = Batch(tp, recs, first, last)
-        # offset = first: Faust's drain sees consecutive offsets (no gap bookkeeping); its read
-        # offset then records `last` (_ReadOffsets).
         batch.message = ConsumerMessage(
             tp.topic,
             tp.partition,
