@@ -15,11 +15,12 @@ import faust
 
 from streamlearn.foundation.dead_letters import store_rows
 from streamlearn.foundation.errors import StoreUnavailable
-from streamlearn.foundation.kafka import faust_broker_options
+from streamlearn.foundation.kafka import faust_broker_options, topic_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.streams import fastpath
 from streamlearn.streams.learning import CheckpointRequest
 from streamlearn.streams.merchant_risk import REFRESH_SQL
+from streamlearn.streams.metrics import WorkerMetrics
 from streamlearn.streams.monitoring import flush_online_metrics
 from streamlearn.streams.outcome_acks import release
 from streamlearn.streams.parts import WorkerParts
@@ -132,6 +133,7 @@ def build_app(settings: Settings, parts: WorkerParts) -> Running:
         default=None,
         partitions=settings.partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        extra_topic_configs=topic_config(settings),
     )
 
     def consumer() -> fastpath.BatchConsumer:  # created when the app starts
@@ -173,12 +175,12 @@ def _new_app(settings: Settings) -> DrainingApp:
         store="memory://",
         datadir=str(settings.state_dir / "faust"),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
-        web_host="127.0.0.1",
+        web_host=settings.web_bind if settings.web_bind != "0.0.0.0" else socket.gethostname(),
         web_port=settings.web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.web_bind,
         # Each event is a partition's share of a fetch (streams/fastpath.py): a few of them
         # buffered per partition is thousands of transactions.
         stream_buffer_maxsize=8,
@@ -245,7 +247,10 @@ def _agents(
 def _timers(app: DrainingApp, settings: Settings, running: Running, parts: WorkerParts) -> None:
     usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
     status = StatusCache(parts, running)
-    register_views(app, parts, running, status)
+    metrics = WorkerMetrics(parts, running) if settings.metrics_enabled else None
+    if metrics is not None:
+        running.scorer.latency_histogram = metrics.latency
+    register_views(app, parts, running, status, metrics)
 
     def saved(covered: dict[int, int] | None) -> None:
         if covered is None:  # the learning thread failed
@@ -298,7 +303,10 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
 
     @app.timer(interval=DRIFT_INTERVAL_S)
     async def write_drift() -> None:
-        await parts.drift.flush(parts.learning.take_drift())
+        events = parts.learning.take_drift()
+        if metrics is not None:
+            metrics.drift.add(events)
+        await parts.drift.flush(events)
 
     @app.timer(interval=DEAD_LETTERS_INTERVAL_S)  # streamlearn.dead_letters, idempotent
     async def write_dead_letters() -> None:

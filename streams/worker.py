@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
+from streamlearn.foundation import logs
 from streamlearn.foundation.errors import StoreBusy
 from streamlearn.foundation.kafka import check_reachable, ensure_topics
 from streamlearn.foundation.settings import Settings
@@ -56,15 +57,26 @@ def run_worker(
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"pid": os.getpid(), "port": settings.web_port}))
     current = parts.champion.current
-    print(
+    json_logs = settings.log_format == "json"
+    banner = (
         f"streamlearn worker {settings.worker_id}: Kafka {settings.kafka_bootstrap}, "
         f"model {current.version if current else 'none'}, "
         f"learners {'restored from checkpoint' if parts.restored else 'new'}, "
-        f"http://127.0.0.1:{settings.web_port}/status/",
-        flush=True,
+        f"http://{settings.web_bind}:{settings.web_port}/status/"
     )
+    if json_logs:  # every line a JSON object: the banner too
+        logs.configure("json", loglevel)
+        log.warning(banner)
+    else:
+        print(banner, flush=True)
     tune_runtime()
-    worker = faust.Worker(running.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = faust.Worker(
+        running.app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=logs.logging_config("json", loglevel) if json_logs else None,
+    )
     try:
         worker.execute_from_commandline()
     finally:
