@@ -77,6 +77,9 @@ def run_worker(
         redirect_stdouts=False,
         logging_config=logs.logging_config("json", loglevel) if json_logs else None,
     )
+    if json_logs or not sys.stdout.isatty():
+        # Faust's start-up spinner writes cursor escapes even when no terminal shows them.
+        worker.spinner = None
     try:
         worker.execute_from_commandline()
     finally:
