@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -20,7 +20,7 @@ from streamlearn.foundation.settings import Settings
 from streamlearn.streams import fastpath
 from streamlearn.streams.learning import CheckpointRequest
 from streamlearn.streams.merchant_risk import REFRESH_SQL
-from streamlearn.streams.metrics import WorkerMetrics
+from streamlearn.streams.metrics import DriftCounts, worker_metrics
 from streamlearn.streams.monitoring import flush_online_metrics
 from streamlearn.streams.outcome_acks import release
 from streamlearn.streams.parts import WorkerParts
@@ -116,6 +116,7 @@ class Running:
     table: Any
     scorer: Scorer
     writer: BatchWriter
+    drift: DriftCounts = field(default_factory=DriftCounts)  # reported, by kind (/metrics)
 
 
 def build_app(settings: Settings, parts: WorkerParts) -> Running:
@@ -247,10 +248,7 @@ def _agents(
 def _timers(app: DrainingApp, settings: Settings, running: Running, parts: WorkerParts) -> None:
     usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
     status = StatusCache(parts, running)
-    metrics = WorkerMetrics(parts, running) if settings.metrics_enabled else None
-    if metrics is not None:
-        running.scorer.latency_histogram = metrics.latency
-    register_views(app, parts, running, status, metrics)
+    register_views(app, parts, running, status, worker_metrics(parts, running))
 
     def saved(covered: dict[int, int] | None) -> None:
         if covered is None:  # the learning thread failed
@@ -303,10 +301,7 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
 
     @app.timer(interval=DRIFT_INTERVAL_S)
     async def write_drift() -> None:
-        events = parts.learning.take_drift()
-        if metrics is not None:
-            metrics.drift.add(events)
-        await parts.drift.flush(events)
+        await parts.drift.flush(running.drift.add(parts.learning.take_drift()))
 
     @app.timer(interval=DEAD_LETTERS_INTERVAL_S)  # streamlearn.dead_letters, idempotent
     async def write_dead_letters() -> None:

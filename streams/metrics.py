@@ -78,10 +78,12 @@ class DriftCounts:
     def __init__(self) -> None:
         self.by_kind: dict[str, int] = {}
 
-    def add(self, events: Iterable[tuple[Any, str]]) -> None:
-        """The (DriftEvent, model version) pairs the learning thread handed over."""
+    def add(self, events: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+        """Count the (DriftEvent, model version) pairs the learning thread handed over; returns
+        them for the drift reporter."""
         for event, _version in events:
             self.by_kind[event.kind] = self.by_kind.get(event.kind, 0) + 1
+        return events
 
 
 class WorkerCollector(Collector):
@@ -290,9 +292,8 @@ class WorkerMetrics:
 
     def __init__(self, parts: WorkerParts, running: Running) -> None:
         self.latency = LatencyHistogram()
-        self.drift = DriftCounts()
         self.registry = CollectorRegistry()
-        self.registry.register(WorkerCollector(parts, running, self.latency, self.drift))
+        self.registry.register(WorkerCollector(parts, running, self.latency, running.drift))
         ProcessCollector(registry=self.registry)
         self.registry.register(PLATFORM_COLLECTOR)
 
@@ -300,3 +301,13 @@ class WorkerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def worker_metrics(parts: WorkerParts, running: Running) -> WorkerMetrics | None:
+    """The worker's metrics, its scorer filling their latency histogram; None when
+    STREAMLEARN_METRICS_ENABLED is false (the scoring path then skips the histogram)."""
+    if not parts.settings.metrics_enabled:
+        return None
+    metrics = WorkerMetrics(parts, running)
+    running.scorer.latency_histogram = metrics.latency
+    return metrics

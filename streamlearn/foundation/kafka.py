@@ -6,14 +6,18 @@ import logging
 import ssl
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamlearn.foundation.errors import BrokerUnavailable
+from streamlearn.foundation.errors import BrokerUnavailable, ConfigError
 from streamlearn.foundation.settings import TOPICS, Settings
 
 # Model releases can exceed the broker's default 1 MB message limit.
 MODELS_MAX_BYTES = 64 * 1024 * 1024
+# What a cluster answers when it cannot create a topic as the settings ask.
+SETTING_ERRORS = frozenset(
+    {KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.INVALID_CONFIG, KafkaError.POLICY_VIOLATION}
+)
 
 
 def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -127,12 +131,17 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         try:
             fut.result(timeout=timeout)
         except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise BrokerUnavailable(
-                    f"cannot create topic {topic} (replication factor "
-                    f"{settings.topic_replication_factor}, STREAMLEARN_TOPIC_REPLICATION_FACTOR): "
-                    f"{exc.args[0]}"
-                ) from exc
+            error = exc.args[0]
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            # The cluster refuses the settings (too few brokers for the factor, a policy): a
+            # setting to fix, not an outage.
+            kind = ConfigError if error.code() in SETTING_ERRORS else BrokerUnavailable
+            raise kind(
+                f"cannot create topic {topic} (replication factor "
+                f"{settings.topic_replication_factor}, STREAMLEARN_TOPIC_REPLICATION_FACTOR; "
+                f"min.insync.replicas {settings.topic_min_insync_replicas}): {error.str()}"
+            ) from exc
 
 
 def topic_config(settings: Settings) -> dict[str, str]:

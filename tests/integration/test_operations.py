@@ -22,7 +22,7 @@ from confluent_kafka.admin import ConfigResource, ConfigSource
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from streamlearn.foundation.errors import BrokerUnavailable
+from streamlearn.foundation.errors import ConfigError
 from streamlearn.foundation.kafka import admin, ensure_topics
 from streamlearn.foundation.settings import TOPICS, Settings
 from streamlearn.schemas import Serde
@@ -249,6 +249,7 @@ def test_a_replication_factor_the_cluster_cannot_hold_is_one_clear_line(
     settings = kafka_settings.with_overrides(
         topic_prefix=f"t{uuid4().hex[:8]}-", topic_replication_factor=3
     )
-    with pytest.raises(BrokerUnavailable, match="replication factor 3") as refused:
+    with pytest.raises(ConfigError, match="replication factor 3") as refused:
         ensure_topics(settings, timeout=20)
     assert "\n" not in str(refused.value)
+    assert "only 1 broker" in str(refused.value)

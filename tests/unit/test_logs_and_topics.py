@@ -80,3 +80,20 @@ def test_every_topic_carries_the_replication_factor_and_the_write_quorum() -> No
 def test_a_quorum_larger_than_the_replicas_is_a_setting_error() -> None:
     with pytest.raises(ValidationError, match="must not exceed topic_replication_factor"):
         Settings(topic_replication_factor=1, topic_min_insync_replicas=2)
+
+
+def test_every_cli_verb_logs_json_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_settings (what every verb, retrain included, starts with) installs the handler."""
+    from streamlearn.cli.common import load_settings
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    monkeypatch.setenv("STREAMLEARN_LOG_FORMAT", "json")
+    try:
+        load_settings()
+        (handler,) = root.handlers
+        assert isinstance(handler.formatter, logs.JsonFormatter)
+        assert root.level == logging.WARNING
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
