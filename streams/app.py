@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -179,7 +180,7 @@ def _new_app(settings: Settings) -> DrainingApp:
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
-        web_host=settings.web_bind if settings.web_bind != "0.0.0.0" else socket.gethostname(),
+        web_host=socket.gethostname() if _unspecified(settings.web_bind) else settings.web_bind,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
         # Each event is a partition's share of a fetch (streams/fastpath.py): a few of them
@@ -197,6 +198,10 @@ def _new_app(settings: Settings) -> DrainingApp:
     # Half the time the group gives members to rejoin: the drain must not make us miss it.
     app.rebalance_drain_s = min(20.0, 0.5 * float(app.conf.broker_rebalance_timeout))
     return app
+
+
+def _unspecified(address: str) -> bool:
+    return ipaddress.ip_address(address).is_unspecified  # 0.0.0.0, ::: every interface
 
 
 def _agents(

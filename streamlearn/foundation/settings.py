@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -198,6 +199,18 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             masked = name in ("clickhouse_url", "schema_registry_url") and value
             yield name, redact_url(value) if masked else value
+
+    @field_validator("web_bind")
+    @classmethod
+    def _ip_address(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(
+                f"{v!r} is not an IP address: 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+                "interface)"
+            ) from None
+        return v
 
     @field_validator("topic_min_insync_replicas")
     @classmethod

@@ -97,3 +97,11 @@ def test_every_cli_verb_logs_json_when_asked(monkeypatch: pytest.MonkeyPatch) ->
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_the_bind_address_is_an_ip_address() -> None:
+    assert Settings().web_bind == "127.0.0.1"
+    assert Settings(web_bind="0.0.0.0").web_bind == "0.0.0.0"
+    assert Settings(web_bind="::").web_bind == "::"
+    with pytest.raises(ValidationError, match="is not an IP address"):
+        Settings(web_bind="localhost")
