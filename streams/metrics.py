@@ -281,7 +281,9 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 def _labelled(kind: type, name: str, doc: str, label: str, values: dict[str, Any]) -> Metric:
     family = kind(f"streamlearn_{name}", doc, labels=[label])
-    for key, value in sorted(values.items()):
+    # dict() copies in one step under the GIL: the model feed's thread may add a dead-letter
+    # stage while this iterates.
+    for key, value in sorted(dict(values).items()):
         family.add_metric([str(key)], value)
     return family
 
