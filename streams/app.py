@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
 from streamlearn.foundation.dead_letters import store_rows
 from streamlearn.foundation.errors import StoreUnavailable
-from streamlearn.foundation.kafka import faust_broker_options
+from streamlearn.foundation.kafka import faust_broker_options, topic_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.streams import fastpath
 from streamlearn.streams.learning import CheckpointRequest
 from streamlearn.streams.merchant_risk import REFRESH_SQL
+from streamlearn.streams.metrics import DriftCounts, worker_metrics
 from streamlearn.streams.monitoring import flush_online_metrics
 from streamlearn.streams.outcome_acks import release
 from streamlearn.streams.parts import WorkerParts
@@ -115,6 +117,7 @@ class Running:
     table: Any
     scorer: Scorer
     writer: BatchWriter
+    drift: DriftCounts = field(default_factory=DriftCounts)  # reported, by kind (/metrics)
 
 
 def build_app(settings: Settings, parts: WorkerParts) -> Running:
@@ -132,6 +135,7 @@ def build_app(settings: Settings, parts: WorkerParts) -> Running:
         default=None,
         partitions=settings.partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        extra_topic_configs=topic_config(settings),
     )
 
     def consumer() -> fastpath.BatchConsumer:  # created when the app starts
@@ -173,12 +177,12 @@ def _new_app(settings: Settings) -> DrainingApp:
         store="memory://",
         datadir=str(settings.state_dir / "faust"),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
-        web_host="127.0.0.1",
+        web_host=socket.gethostname() if _unspecified(settings.web_bind) else settings.web_bind,
         web_port=settings.web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.web_bind,
         # Each event is a partition's share of a fetch (streams/fastpath.py): a few of them
         # buffered per partition is thousands of transactions.
         stream_buffer_maxsize=8,
@@ -194,6 +198,10 @@ def _new_app(settings: Settings) -> DrainingApp:
     # Half the time the group gives members to rejoin: the drain must not make us miss it.
     app.rebalance_drain_s = min(20.0, 0.5 * float(app.conf.broker_rebalance_timeout))
     return app
+
+
+def _unspecified(address: str) -> bool:
+    return ipaddress.ip_address(address).is_unspecified  # 0.0.0.0, ::: every interface
 
 
 def _agents(
@@ -245,7 +253,7 @@ def _agents(
 def _timers(app: DrainingApp, settings: Settings, running: Running, parts: WorkerParts) -> None:
     usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
     status = StatusCache(parts, running)
-    register_views(app, parts, running, status)
+    register_views(app, parts, running, status, worker_metrics(parts, running))
 
     def saved(covered: dict[int, int] | None) -> None:
         if covered is None:  # the learning thread failed
@@ -300,7 +308,7 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
 
     @app.timer(interval=DRIFT_INTERVAL_S)
     async def write_drift() -> None:
-        await parts.drift.flush(parts.learning.take_drift())
+        await parts.drift.flush(running.drift.add(parts.learning.take_drift()))
 
     @app.timer(interval=DEAD_LETTERS_INTERVAL_S)  # streamlearn.dead_letters, idempotent
     async def write_dead_letters() -> None:

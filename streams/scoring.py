@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from streamlearn.streams.rows import ScoredRows
 from streamlearn.streams.stats import WorkerStats
 from streamlearn.streams.validate import check_transaction
 from streamlearn.streams.writer import BatchWriter, ScoredSlice
+
+if TYPE_CHECKING:
+    from streamlearn.streams.metrics import LatencyHistogram
 
 
 @dataclass(slots=True)
@@ -80,6 +83,9 @@ class Scorer:
         self.slice_size = settings.batch_size
         self.max_age_ms = settings.max_event_age_days * DAY_MS
         self.max_future_ms = settings.max_event_future_s * 1000
+        # /metrics' latency histogram (streams/metrics.py), filled a slice at a time; None
+        # with STREAMLEARN_METRICS_ENABLED=false.
+        self.latency_histogram: LatencyHistogram | None = None
 
     async def score(self, batch: Batch) -> None:
         """Score a partition's batch slice by slice; each slice is acked once durable."""
@@ -200,6 +206,9 @@ class Scorer:
             example = self.label_join.on_scored(txn_id, entry)
             if example is not None:
                 learned.append(example)  # its outcome came first
+        if self.latency_histogram is not None:
+            published = np.fromiter((v.published_ms for v in valid), np.float64, len(valid))
+            self.latency_histogram.observe_ms(scored_at - published)
         if learned:
             self.learning.learn_nowait(learned)
         release = champion.record if champion is not None else None

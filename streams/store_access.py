@@ -1,6 +1,7 @@
 """The worker's /store/* endpoints: the CLI's access to the store the worker owns, guarded.
 
-A request is served only if it carries the token the worker wrote at start to
+A request is served only if it comes from this machine (the TCP peer is a loopback address,
+whatever STREAMLEARN_WEB_BIND), carries the token the worker wrote at start to
 `<state dir>/worker.token` (0600), names this machine's loopback address in `Host` (no DNS
 rebinding), carries no foreign `Origin` (no cross-site page) and is `application/json` (which
 a browser cannot send cross-site without a preflight this server never approves). Its SQL is
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -47,8 +49,32 @@ def _host_and_port(host: str) -> tuple[str, str]:
     return name, port
 
 
-def request_refusal(headers: Mapping[str, str], port: int, token: str) -> tuple[int, str] | None:
-    """(HTTP status, reason) if the request may not be served, else None (pure)."""
+def loopback_peer(peer: str | None) -> bool:
+    """Whether the TCP peer is this machine (127.0.0.0/8, ::1, or ::ffff:127.x.y.z)."""
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def peer_of(request: Request) -> str | None:
+    """The TCP peer's address: aiohttp's `remote` (Faust's Request type does not declare it)."""
+    return getattr(request, "remote", None)
+
+
+def local_refusal(
+    headers: Mapping[str, str], port: int, peer: str | None
+) -> tuple[int, str] | None:
+    """(403, reason) unless the request comes from this machine, names a loopback Host (no DNS
+    rebinding) and carries no foreign Origin (no cross-site page); pure. Whatever address the
+    port is bound to (STREAMLEARN_WEB_BIND), local-only endpoints stay local."""
+    if not loopback_peer(peer):
+        return (
+            403,
+            f"requests from {peer or 'an unknown peer'} refused: this endpoint is local-only",
+        )
     host = headers.get("Host", "")
     name, host_port = _host_and_port(host)
     if name.lower() not in LOOPBACK or host_port not in ("", str(port)):
@@ -56,6 +82,16 @@ def request_refusal(headers: Mapping[str, str], port: int, token: str) -> tuple[
     origin = headers.get("Origin")
     if origin is not None and origin.lower() not in {f"http://{h}:{port}" for h in LOOPBACK}:
         return 403, f"cross-origin request from {origin!r} refused"
+    return None
+
+
+def request_refusal(
+    headers: Mapping[str, str], port: int, token: str, *, peer: str | None
+) -> tuple[int, str] | None:
+    """(HTTP status, reason) if the request may not be served, else None (pure)."""
+    refused = local_refusal(headers, port, peer)
+    if refused is not None:
+        return refused
     sent = headers.get(TOKEN_HEADER, "")
     if not sent or not hmac.compare_digest(sent.encode(), token.encode()):
         return 401, f"missing or wrong {TOKEN_HEADER} (the worker's token file)"
@@ -109,7 +145,7 @@ async def admitted(
     view: View, request: Request, port: int, token: str
 ) -> dict[str, Any] | Response:
     """The request's JSON payload, or the response that refuses it."""
-    refused = request_refusal(request.headers, port, token)
+    refused = request_refusal(request.headers, port, token, peer=peer_of(request))
     if refused is not None:
         return view.text(refused[1], status=refused[0])
     try:

@@ -1,5 +1,6 @@
 """The worker's HTTP views: /status (a snapshot refreshed each second, never computed per
-request), and store access for CLI commands while it owns chdb."""
+request; local-only), /health, /ready and /metrics for probes and Prometheus, and store access
+for CLI commands while it owns chdb."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.web import Request, Response, View
 
-from streamlearn.streams.store_access import register_store_views
+from streamlearn.streams.health import gather_facts, liveness, readiness
+from streamlearn.streams.store_access import local_refusal, peer_of, register_store_views
 
 if TYPE_CHECKING:
     from streamlearn.streams.app import Running
+    from streamlearn.streams.metrics import WorkerMetrics
     from streamlearn.streams.parts import WorkerParts
 
 
@@ -109,13 +112,54 @@ class StatusCache:
 
 
 def register_views(
-    app: faust.App, parts: WorkerParts, running: Running, status: StatusCache
+    app: faust.App,
+    parts: WorkerParts,
+    running: Running,
+    status: StatusCache,
+    metrics: WorkerMetrics | None = None,
 ) -> None:
+    port = parts.settings.web_port
+
     @app.page("/status/")
     class Status(View):
         async def get(self, request: Request) -> Response:
+            # Local-only like /store/* (no token: nothing secret): Prometheus and probes read
+            # /metrics, /health and /ready, which is what a non-loopback bind is for.
+            refused = local_refusal(request.headers, port, peer_of(request))
+            if refused is not None:
+                return self.text(refused[1], status=refused[0])
             if status.body == b"{}":
                 status.refresh()
             return self.bytes(status.body, content_type="application/json")
 
+    register_ops_views(app, parts, running, metrics)
     register_store_views(app, parts.settings, parts.sink)
+
+
+def register_ops_views(
+    app: faust.App, parts: WorkerParts, running: Running, metrics: WorkerMetrics | None
+) -> None:
+    """/health and /ready (200 or 503 with a JSON body saying why), and /metrics if enabled:
+    what probes and Prometheus read, on whatever address STREAMLEARN_WEB_BIND names."""
+    settings = parts.settings
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            body = liveness(bool(running.app.should_stop), parts.stats.started_at)
+            return self.json(body)
+
+    @app.page("/ready")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            ready, body = readiness(gather_facts(parts, running), settings.ready_max_lag)
+            return self.json(body, status=200 if ready else 503)
+
+    if metrics is None:
+        return
+    render, content_type = metrics.render, metrics.content_type
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(render(), headers={"Content-Type": content_type})

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
+from streamlearn.foundation import logs
 from streamlearn.foundation.errors import StoreBusy
 from streamlearn.foundation.kafka import check_reachable, ensure_topics
 from streamlearn.foundation.settings import Settings
@@ -19,7 +20,7 @@ from streamlearn.foundation.store.access import running_worker, worker_file
 from streamlearn.streams.app import build_app
 from streamlearn.streams.merchant_risk import REFRESH_SQL
 from streamlearn.streams.model_feed import ModelFeed
-from streamlearn.streams.parts import build_parts
+from streamlearn.streams.parts import WorkerParts, build_parts
 from streamlearn.streams.schema_feed import SchemaFeed
 from streamlearn.streams.sink import StoreSink
 
@@ -33,8 +34,6 @@ def run_worker(
 
     open_store opens each store session (tests pass a double that injects store outages).
     """
-    import faust
-
     if settings.embedded_store and running_worker(settings) is not None:
         raise StoreBusy(
             f"a worker already owns the embedded store in {settings.state_dir} "
@@ -55,16 +54,9 @@ def run_worker(
     if settings.embedded_store:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"pid": os.getpid(), "port": settings.web_port}))
-    current = parts.champion.current
-    print(
-        f"streamlearn worker {settings.worker_id}: Kafka {settings.kafka_bootstrap}, "
-        f"model {current.version if current else 'none'}, "
-        f"learners {'restored from checkpoint' if parts.restored else 'new'}, "
-        f"http://127.0.0.1:{settings.web_port}/status/",
-        flush=True,
-    )
+    announce(settings, parts, loglevel)
     tune_runtime()
-    worker = faust.Worker(running.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = faust_worker(running.app, settings, loglevel)
     try:
         worker.execute_from_commandline()
     finally:
@@ -74,6 +66,40 @@ def run_worker(
         model_feed.stop()
         schema_feed.stop()
         parts.close()
+
+
+def announce(settings: Settings, parts: WorkerParts, loglevel: str) -> None:
+    """One line saying what started; with JSON logs a log record like every other line."""
+    current = parts.champion.current
+    banner = (
+        f"streamlearn worker {settings.worker_id}: Kafka {settings.kafka_bootstrap}, "
+        f"model {current.version if current else 'none'}, "
+        f"learners {'restored from checkpoint' if parts.restored else 'new'}, "
+        f"http://{settings.web_bind}:{settings.web_port}/status/"
+    )
+    if settings.log_format == "json":
+        logs.configure("json", loglevel)
+        log.warning(banner)
+    else:
+        print(banner, flush=True)
+
+
+def faust_worker(app: Any, settings: Settings, loglevel: str) -> Any:
+    """Faust's worker for the app; with JSON logs Faust's own lines are JSON too."""
+    import faust
+
+    json_logs = settings.log_format == "json"
+    worker = faust.Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=logs.logging_config("json", loglevel) if json_logs else None,
+    )
+    if json_logs or not sys.stdout.isatty():
+        # Faust's start-up spinner writes cursor escapes even when no terminal shows them.
+        worker.spinner = None
+    return worker
 
 
 def tune_runtime() -> None:

@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from streamlearn.foundation import logs
 from streamlearn.foundation.errors import ConfigError
 from streamlearn.foundation.settings import Settings
 
@@ -36,6 +37,8 @@ def load_settings(
         base = Settings()
     except ValidationError as exc:
         raise ConfigError(f"invalid setting {_first_problem(exc)}") from exc
+    if base.log_format == "json":  # text: Python's default stays (warnings as bare lines)
+        logs.configure("json")
     return base.with_overrides(kafka_bootstrap=bootstrap, clickhouse_url=store, state_dir=state_dir)
 
 

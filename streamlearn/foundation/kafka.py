@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamlearn.foundation.errors import BrokerUnavailable
+from streamlearn.foundation.errors import BrokerUnavailable, ConfigError
 from streamlearn.foundation.settings import TOPICS, Settings
 
 # Model releases can exceed the broker's default 1 MB message limit.
 MODELS_MAX_BYTES = 64 * 1024 * 1024
+# What a cluster answers when it cannot create a topic as the settings ask.
+SETTING_ERRORS = frozenset(
+    {KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.INVALID_CONFIG, KafkaError.POLICY_VIOLATION}
+)
 
 
 def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -25,6 +30,9 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         # reach us through delivery reports and exceptions anyway.
         "log_level": 3,
     }
+    if settings.log_format == "json":
+        # librdkafka's own lines then reach Python logging (served by poll) instead of stderr.
+        conf["logger"] = logging.getLogger("librdkafka")
     if settings.kafka_sasl_mechanism:
         conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
         conf["sasl.username"] = settings.kafka_sasl_username or ""
@@ -116,29 +124,47 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         raise BrokerUnavailable(
             f"Kafka at {settings.kafka_bootstrap} did not answer: {exc.args[0]}"
         ) from exc
-    wanted = []
-    for name in TOPICS:
-        full = settings.topic(name)
-        if full in existing:
-            continue
-        config: dict[str, str] = {}
-        partitions = settings.partitions
-        if name in ("models", "schemas"):
-            config["cleanup.policy"] = "compact"
-            partitions = 1
-        if name == "models":
-            config["max.message.bytes"] = str(MODELS_MAX_BYTES)
-        wanted.append(
-            NewTopic(full, num_partitions=partitions, replication_factor=1, config=config)
-        )
+    wanted = [new_topic(settings, name) for name in TOPICS if settings.topic(name) not in existing]
     if not wanted:
         return
     for topic, fut in client.create_topics(wanted, operation_timeout=timeout).items():
         try:
             fut.result(timeout=timeout)
         except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise BrokerUnavailable(f"cannot create topic {topic}: {exc.args[0]}") from exc
+            error = exc.args[0]
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            # The cluster refuses the settings (too few brokers for the factor, a policy): a
+            # setting to fix, not an outage.
+            kind = ConfigError if error.code() in SETTING_ERRORS else BrokerUnavailable
+            raise kind(
+                f"cannot create topic {topic} (replication factor "
+                f"{settings.topic_replication_factor}, STREAMLEARN_TOPIC_REPLICATION_FACTOR; "
+                f"min.insync.replicas {settings.topic_min_insync_replicas}): {error.str()}"
+            ) from exc
+
+
+def topic_config(settings: Settings) -> dict[str, str]:
+    """Configs every topic we create carries (Faust's changelog too): the write quorum."""
+    return {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+
+
+def new_topic(settings: Settings, name: str) -> NewTopic:
+    """One of the contract's topics as it is created: compacted where the contract says, the
+    replication factor and min.insync.replicas of the settings."""
+    config = topic_config(settings)
+    partitions = settings.partitions
+    if name in ("models", "schemas"):
+        config["cleanup.policy"] = "compact"
+        partitions = 1
+    if name == "models":
+        config["max.message.bytes"] = str(MODELS_MAX_BYTES)
+    return NewTopic(
+        settings.topic(name),
+        num_partitions=partitions,
+        replication_factor=settings.topic_replication_factor,
+        config=config,
+    )
 
 
 def produce(producer: Producer, topic: str, value: bytes | None, **kwargs: Any) -> None:

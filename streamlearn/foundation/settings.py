@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOPICS = (
@@ -65,6 +66,18 @@ class Settings(BaseSettings):
         "(the contract), or the Confluent wire format with schemas registered as <topic>-value.",
     )
     partitions: int = Field(4, ge=1, description="Partitions of topics streamlearn creates.")
+    topic_replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replication factor of every topic streamlearn (and Faust) creates: 1 for "
+        "the local broker, 3 in production.",
+    )
+    topic_min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description="min.insync.replicas of those topics: replicas that must have a write before "
+        "an acks=all producer is answered (2 with a replication factor of 3).",
+    )
 
     # ClickHouse
     clickhouse_url: str | None = Field(
@@ -75,6 +88,23 @@ class Settings(BaseSettings):
     # Worker
     worker_id: str = Field("worker-1", description="Faust app instance name for logs.")
     web_port: int = Field(6066, description="Worker HTTP port (status, store access).")
+    web_bind: str = Field(
+        "127.0.0.1",
+        description="Address the worker's HTTP port listens on: 0.0.0.0 lets Prometheus and "
+        "probes reach /metrics, /health and /ready (/status and /store/* stay local-only).",
+    )
+    metrics_enabled: bool = Field(
+        True, description="Serve Prometheus metrics on /metrics (off: the scoring path skips them)."
+    )
+    ready_max_lag: int = Field(
+        10_000,
+        ge=0,
+        description="/ready answers 503 while the assigned transactions partitions are further "
+        "behind than this many events in total.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or one JSON object per line (for log shippers)."
+    )
     batch_size: int = Field(500, ge=1, description="Max events scored per micro-batch.")
     batch_within: float = Field(0.05, gt=0, description="Max seconds to fill a micro-batch.")
     merchant_risk_refresh_s: float = Field(
@@ -169,6 +199,29 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             masked = name in ("clickhouse_url", "schema_registry_url") and value
             yield name, redact_url(value) if masked else value
+
+    @field_validator("web_bind")
+    @classmethod
+    def _ip_address(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(
+                f"{v!r} is not an IP address: 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+                "interface)"
+            ) from None
+        return v
+
+    @field_validator("topic_min_insync_replicas")
+    @classmethod
+    def _isr_within_replicas(cls, v: int, info: ValidationInfo) -> int:
+        replicas = info.data.get("topic_replication_factor")
+        if replicas is not None and v > replicas:
+            raise ValueError(
+                f"must not exceed topic_replication_factor ({replicas}): every acks=all write "
+                "would be refused"
+            )
+        return v
 
     @field_validator("state_dir")
     @classmethod

@@ -24,7 +24,7 @@ GOOD = {
 
 def status(**changes: str | None) -> int | None:
     headers = {k: v for k, v in {**GOOD, **changes}.items() if v is not None}
-    refused = request_refusal(headers, PORT, TOKEN)
+    refused = request_refusal(headers, PORT, TOKEN, peer="127.0.0.1")
     return refused[0] if refused else None
 
 
