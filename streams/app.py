@@ -6,9 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import os
-import signal
 import socket
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +17,8 @@ from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.kafka import faust_broker_options, topic_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.streams import fastpath
+from streamlearn.streams.draining import DrainingApp
+from streamlearn.streams.failure import fatal
 from streamlearn.streams.learning import CheckpointRequest
 from streamlearn.streams.merchant_risk import REFRESH_SQL
 from streamlearn.streams.metrics import DriftCounts, worker_metrics
@@ -35,78 +35,6 @@ DRIFT_INTERVAL_S = 5.0
 DEAD_LETTERS_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
-
-
-class DrainingApp(faust.App):
-    """faust.App whose graceful stop finishes the in-flight batches before the last commit.
-
-    Faust calls `_consumer_wait_empty` once the fetcher has stopped and before the agents and
-    tasks stop. When the app is stopping (SIGTERM), it waits, up to `drain_s`, until no agent
-    holds a batch and the writer has made every slice durable (rows + changelog) and acked
-    it, then commits: a restart reprocesses nothing. A rebalance drains the same way.
-    """
-
-    drain_s: float = 30.0
-    rebalance_drain_s: float = 20.0  # within the consumer session timeout
-    quiet_s: float = 0.25  # a batch fetched just before the stop has been handed out
-    in_flight = 0  # batches an agent is working on (taken, not yet handed to the writer)
-    writer: Any = None
-    on_drained: Any = None  # called once drained, before the last commit
-
-    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
-        """Faust calls this on a graceful stop and when partitions are revoked (a rebalance).
-
-        Either way the work in flight is finished and made durable (rows, changelog, a learner
-        checkpoint), acked and committed before the partitions go: the new owner starts where
-        this worker's outputs end, and this worker never writes for a partition it no longer
-        owns. If that cannot be done in time (the store is down), a rebalance stops the worker:
-        its in-memory state is ahead of what is durable, and a restart recovers from the
-        changelog and redoes the uncommitted events.
-        """
-        stopping = self.should_stop
-        what = "graceful stop" if stopping else "rebalance"
-        budget = self.drain_s if stopping else self.rebalance_drain_s
-        log.warning("%s: finishing the in-flight batches (up to %.0fs)", what, budget)
-        # asyncio.wait, not wait_for: a timeout must not wait for a commit stuck in a
-        # rebalance to unwind, so the stop stays bounded.
-        drained = await _within(self._drain(), budget)
-        if drained and self.on_drained is not None:
-            drained = await _within(self.on_drained(), budget)
-        committed = await _within(consumer.commit(), 10.0)
-        if drained and committed:
-            log.warning("%s: in-flight batches written and offsets committed", what)
-        elif stopping:
-            log.warning(
-                "graceful stop: in-flight batches not durable and committed within %.0fs; "
-                "their events are processed again after a restart",
-                budget,
-            )
-        else:
-            _fatal("rebalance", RuntimeError(f"in-flight batches not durable within {budget}s"))
-
-    async def _drain(self) -> None:
-        """Until the agents hold nothing and the writer is idle, for quiet_s in a row."""
-        loop = asyncio.get_running_loop()
-        quiet_since = None
-        while True:
-            busy = self.in_flight > 0 or (self.writer is not None and not self.writer.idle)
-            if busy:
-                quiet_since = None
-            elif quiet_since is None:
-                quiet_since = loop.time()
-            elif loop.time() - quiet_since >= self.quiet_s:
-                return
-            await asyncio.sleep(0.02)
-
-
-async def _within(coro: Any, timeout: float) -> bool:
-    """Run coro for at most timeout seconds; False (and cancelled, not awaited) if late."""
-    task = asyncio.ensure_future(coro)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if not done:
-        task.cancel()
-        return False
-    return task.exception() is None
 
 
 @dataclass
@@ -217,7 +145,7 @@ def _agents(
             try:
                 await running.scorer.score(event.value)
             except Exception as exc:
-                _fatal("scoring", exc)
+                fatal("scoring", exc)
                 raise
             finally:
                 app.in_flight -= 1
@@ -229,7 +157,7 @@ def _agents(
             try:
                 await parts.outcomes.process(event.value)
             except Exception as exc:
-                _fatal("learning", exc)
+                fatal("learning", exc)
                 raise
             finally:
                 app.in_flight -= 1
@@ -246,7 +174,7 @@ def _agents(
         try:
             await running.writer.run()
         except Exception as exc:
-            _fatal("writing", exc)
+            fatal("writing", exc)
             raise
 
 
@@ -254,10 +182,47 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
     usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
     status = StatusCache(parts, running)
     register_views(app, parts, running, status, worker_metrics(parts, running))
+    _checkpoints(app, settings, parts, status)
+
+    @app.timer(interval=settings.merchant_risk_refresh_s)
+    async def refresh_merchant_risk() -> None:
+        await refresh_merchant_risk_now(parts)
+
+    @app.timer(interval=1.0)
+    async def mark_rate() -> None:
+        parts.stats.mark()
+        status.refresh()
+
+    @app.timer(interval=settings.usage_flush_s)
+    async def write_usage() -> None:
+        await flush_usage(parts.sink, parts.stats, usage)
+
+    @app.timer(interval=DRIFT_INTERVAL_S)
+    async def write_drift() -> None:
+        await parts.drift.flush(running.drift.add(parts.learning.take_drift()))
+
+    @app.timer(interval=DEAD_LETTERS_INTERVAL_S)  # streamlearn.dead_letters, idempotent
+    async def write_dead_letters() -> None:
+        await store_rows(parts.dlq.rows, parts.sink.insert)
+
+    @app.timer(interval=METRICS_INTERVAL_S)
+    async def write_online_metrics() -> None:
+        snapshot = parts.learning.published.status.get("online_metrics", {})
+        await flush_online_metrics(parts.sink, snapshot, usage.worker)
+
+    @app.timer(interval=min(PARKED_INTERVAL_S, settings.early_outcome_wait_s))
+    async def sweep_parked_outcomes() -> None:
+        await parts.outcomes.resolve_parked()
+
+
+def _checkpoints(
+    app: DrainingApp, settings: Settings, parts: WorkerParts, status: StatusCache
+) -> None:
+    """The learning thread, its checkpoints, and the outcome acks they release."""
 
     def saved(covered: dict[int, int] | None) -> None:
         if covered is None:  # the learning thread failed
-            _fatal("learning thread", parts.learning.failed or RuntimeError("stopped"))
+            fatal("learning thread", parts.learning.failed or RuntimeError("stopped"))
             return
         # /status shows what the checkpoint covers before any of it is acked (and committed).
         status.refresh()
@@ -293,39 +258,9 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
     async def start_learning() -> None:
         parts.learning.start(asyncio.get_running_loop(), saved)
 
-    @app.timer(interval=settings.merchant_risk_refresh_s)
-    async def refresh_merchant_risk() -> None:
-        await refresh_merchant_risk_now(parts)
-
-    @app.timer(interval=1.0)
-    async def mark_rate() -> None:
-        parts.stats.mark()
-        status.refresh()
-
-    @app.timer(interval=settings.usage_flush_s)
-    async def write_usage() -> None:
-        await flush_usage(parts.sink, parts.stats, usage)
-
-    @app.timer(interval=DRIFT_INTERVAL_S)
-    async def write_drift() -> None:
-        await parts.drift.flush(running.drift.add(parts.learning.take_drift()))
-
-    @app.timer(interval=DEAD_LETTERS_INTERVAL_S)  # streamlearn.dead_letters, idempotent
-    async def write_dead_letters() -> None:
-        await store_rows(parts.dlq.rows, parts.sink.insert)
-
-    @app.timer(interval=METRICS_INTERVAL_S)
-    async def write_online_metrics() -> None:
-        snapshot = parts.learning.published.status.get("online_metrics", {})
-        await flush_online_metrics(parts.sink, snapshot, usage.worker)
-
     @app.timer(interval=settings.learner_checkpoint_s)
     async def checkpoint_learners() -> None:
         request_checkpoint()
-
-    @app.timer(interval=min(PARKED_INTERVAL_S, settings.early_outcome_wait_s))
-    async def sweep_parked_outcomes() -> None:
-        await parts.outcomes.resolve_parked()
 
 
 async def refresh_merchant_risk_now(parts: WorkerParts) -> None:
@@ -337,13 +272,3 @@ async def refresh_merchant_risk_now(parts: WorkerParts) -> None:
         log.warning("merchant fraud rates not refreshed: %s", exc)
         return
     parts.merchant_risk.replace(rows)
-
-
-def _fatal(stage: str, exc: BaseException) -> None:
-    """A bug, not bad input: stop the worker; unacked events are processed again on restart."""
-    log.critical("%s failed, stopping the worker: %r", stage, exc, exc_info=exc)
-    os.kill(os.getpid(), signal.SIGTERM)
-    # If the graceful stop hangs, leave anyway: nothing unacked is lost, only redone.
-    timer = threading.Timer(30.0, os._exit, args=(70,))
-    timer.daemon = True
-    timer.start()

@@ -169,64 +169,63 @@ class Scorer:
         champion, shadow = self.champion.slots()
         lgbm = self._metered(champion, matrix)
         shadow_scores = self._metered(shadow, matrix)
-        version = champion.version if champion is not None else "none"
-        shadow_version = shadow.version if shadow is not None else None
-        now_s = time.time()
-        scored_at = int(now_s * 1000)
         columns, served, source = self.learning.snapshot.score(matrix, lgbm)
         if shadow_scores is not None:
             columns = {**columns, "shadow": shadow_scores}
         names = list(columns)
-        score_matrix = np.column_stack([columns[n] for n in names])
-        river = self.learning.lr_name
-        topic, encode, send = self.topic, self.encode, self.producer.send
-        learned = []
-        latencies = self.stats.latencies_ms
-        for i, v in enumerate(valid):
-            txn = v.txn
-            scores = dict(zip(names, score_matrix[i].tolist(), strict=True))
-            served_i = float(served[i])
-            txn_id = txn["transaction_id"]
-            record = {
-                "transaction_id": txn_id,
-                "event_time": txn["event_time"],
-                "score": served_i,
-                "model_version": version,
-                "lightgbm_score": scores.get("lightgbm"),
-                "river_score": scores[river],
-                "scores": scores,
-                "scored_at": scored_at,
-                "card_id": txn["card_id"],
-                "shadow_version": shadow_version,
-            }
-            send(topic, encode(record), deliveries, key=txn_id.encode())
-            # Publish (Kafka timestamp) to score: replays carry old event times.
-            latencies.append((now_s, scored_at - v.published_ms))
-            entry = logged_entry(matrix[i], {**scores, "served": served_i}, txn)
-            example = self.label_join.on_scored(txn_id, entry)
-            if example is not None:
-                learned.append(example)  # its outcome came first
-        if self.latency_histogram is not None:
-            published = np.fromiter((v.published_ms for v in valid), np.float64, len(valid))
-            self.latency_histogram.observe_ms(scored_at - published)
-        if learned:
-            self.learning.learn_nowait(learned)
-        release = champion.record if champion is not None else None
-        self.learning.observe(matrix, served, source, scored_at, version, release)
-        self.stats.predictions += len(valid)
-        return ScoredRows(
+        rows = ScoredRows(
             partition,
             [v.txn for v in valid],
             [v.offset for v in valid],
             matrix,
             names,
-            score_matrix,
+            np.column_stack([columns[n] for n in names]),
             served,
-            river,
-            version,
-            shadow_version,
-            scored_at,
+            self.learning.lr_name,
+            champion.version if champion is not None else "none",
+            shadow.version if shadow is not None else None,
+            int(time.time() * 1000),
         )
+        self._send(rows, valid, deliveries)
+        release = champion.record if champion is not None else None
+        self.learning.observe(matrix, served, source, rows.scored_at_ms, rows.version, release)
+        self.stats.predictions += len(valid)
+        return rows
+
+    def _send(self, rows: ScoredRows, valid: list[_Valid], deliveries: Deliveries) -> None:
+        """One Prediction per row; the logged features kept for the label join."""
+        topic, encode, send = self.topic, self.encode, self.producer.send
+        names, scored_at, river = rows.score_names, rows.scored_at_ms, rows.river_name
+        learned = []
+        for i, v in enumerate(valid):
+            txn = v.txn
+            scores = dict(zip(names, rows.score_matrix[i].tolist(), strict=True))
+            served = float(rows.served[i])
+            txn_id = txn["transaction_id"]
+            record = {
+                "transaction_id": txn_id,
+                "event_time": txn["event_time"],
+                "score": served,
+                "model_version": rows.version,
+                "lightgbm_score": scores.get("lightgbm"),
+                "river_score": scores[river],
+                "scores": scores,
+                "scored_at": scored_at,
+                "card_id": txn["card_id"],
+                "shadow_version": rows.shadow_version,
+            }
+            send(topic, encode(record), deliveries, key=txn_id.encode())
+            entry = logged_entry(rows.matrix[i], {**scores, "served": served}, txn)
+            example = self.label_join.on_scored(txn_id, entry)
+            if example is not None:
+                learned.append(example)  # its outcome came first
+        if learned:
+            self.learning.learn_nowait(learned)
+        # Publish (Kafka timestamp) to score: replays carry old event times.
+        published = np.fromiter((v.published_ms for v in valid), np.float64, len(valid))
+        self.stats.record_latencies(time.time(), scored_at - published)
+        if self.latency_histogram is not None:
+            self.latency_histogram.observe_ms(scored_at - published)
 
     def _metered(self, slot: ModelSlot | None, matrix: np.ndarray) -> np.ndarray | None:
         """The slot's scores (None without one), its CPU time counted against its version.

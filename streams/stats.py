@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,10 @@ class WorkerStats:
     # and rows scored (the shadow's too: it costs as much as the champion).
     inference_cpu_s: dict[str, float] = field(default_factory=dict)
     inference_count: dict[str, int] = field(default_factory=dict)
+
+    def record_latencies(self, now_s: float, latencies_ms: Any) -> None:
+        """The publish-to-score latency of each event of a slice, scored at now_s."""
+        self.latencies_ms.extend((now_s, float(ms)) for ms in latencies_ms)
 
     def record_inference(self, version: str, cpu_s: float, rows: int) -> None:
         self.inference_cpu_s[version] = self.inference_cpu_s.get(version, 0.0) + cpu_s

@@ -34,70 +34,83 @@ def _clean(value: Any) -> Any:
 
 def status_snapshot(parts: WorkerParts, running: Running) -> dict[str, Any]:
     """What `streamlearn status` and the demo show about a running worker."""
-    champion, shadow = parts.champion.slots()
-    s = parts.stats
-    join = parts.label_join
-    learning = parts.learning
-    published = learning.published
-    learned = published.status
-    counters = learning.learners.counters  # plain ints: read across threads as they are
-    consumer = running.app.consumer
     return _clean(
         {
-            "worker": parts.settings.worker_id,
-            "uptime_s": time.time() - s.started_at,
-            "model_version": champion.version if champion else "none",
-            "shadow_version": shadow.version if shadow else None,
-            "model_swaps": parts.champion.swaps,
-            "models_refused": [list(r) for r in parts.champion.rejected[-5:]],
-            "transactions": running.writer.transactions,
-            "predictions": s.predictions,
-            "events_per_s": s.rate(),
-            "latency": s.latency(),
-            "batch_ms_p50": sorted(s.process_ms)[len(s.process_ms) // 2] if s.process_ms else None,
-            "fetched_batches": getattr(consumer, "batches_delivered", 0),
-            "dead_letters": dict(parts.dlq.counts),
-            "dead_letters_truncated": parts.dlq.truncated,
-            "dead_letters_undeliverable": parts.dlq.undeliverable,
-            "outcomes": s.outcomes,
-            "learned": counters["learned"],
-            "duplicate_outcomes": counters["duplicate"],
-            "conflicting_outcomes": counters["conflicting"],
-            **join.counters,
-            "parked_outcomes": len(join.early),
-            "parked_handed_over": parts.outcomes.handed_over,
-            "outcomes_awaiting_checkpoint": len(parts.held),
-            "learning_backlog": learning.backlog,
-            "observations_skipped": published.observations_skipped,
-            "replayed_transactions": s.replayed_transactions,
-            "pending_transactions": len(join.pending),
-            "pending_evicted": join.pending.evicted,
-            "merchants_with_labels": len(parts.merchant_risk),
+            **_scoring_status(parts, running),
+            **_learning_status(parts),
             **parts.sink.status(),
             "store_pending_rows": running.writer.pending_rows,
             "scoring_blocked": running.writer.blocked,
             "slices_dropped_revoked": running.writer.dropped_revoked,
-            **learned,
-            "checkpoint": {
-                "restored": parts.restored,
-                "covered_offsets": {str(p): o for p, o in parts.outcomes.covered.items()},
-                "saved_offsets": {str(p): o for p, o in published.saved_covered.items()},
-                "skipped_outcomes": parts.outcomes.skipped,
-                "written": published.checkpoints,
-                "last_write_s": published.checkpoint_s,
-                "restored_counters": parts.restored_counters,
-                # Live ints (the published status is up to two seconds old).
-                "learned_by_learner": {
-                    m.name: getattr(m, "learned", getattr(m, "seen", None))
-                    for m in list(learning.learners.learners)
-                },
-            },
-            "inference": {
-                v: {"cpu_s": cpu, "predictions": s.inference_count.get(v, 0)}
-                for v, cpu in s.inference_cpu_s.items()
-            },
+            **parts.learning.published.status,
+            "checkpoint": _checkpoint_status(parts),
         }
     )
+
+
+def _scoring_status(parts: WorkerParts, running: Running) -> dict[str, Any]:
+    champion, shadow = parts.champion.slots()
+    s = parts.stats
+    return {
+        "worker": parts.settings.worker_id,
+        "uptime_s": time.time() - s.started_at,
+        "model_version": champion.version if champion else "none",
+        "shadow_version": shadow.version if shadow else None,
+        "model_swaps": parts.champion.swaps,
+        "models_refused": [list(r) for r in parts.champion.rejected[-5:]],
+        "transactions": running.writer.transactions,
+        "predictions": s.predictions,
+        "events_per_s": s.rate(),
+        "latency": s.latency(),
+        "batch_ms_p50": sorted(s.process_ms)[len(s.process_ms) // 2] if s.process_ms else None,
+        "fetched_batches": getattr(running.app.consumer, "batches_delivered", 0),
+        "dead_letters": dict(parts.dlq.counts),
+        "dead_letters_truncated": parts.dlq.truncated,
+        "dead_letters_undeliverable": parts.dlq.undeliverable,
+        "replayed_transactions": s.replayed_transactions,
+        "inference": {
+            v: {"cpu_s": cpu, "predictions": s.inference_count.get(v, 0)}
+            for v, cpu in s.inference_cpu_s.items()
+        },
+    }
+
+
+def _learning_status(parts: WorkerParts) -> dict[str, Any]:
+    join, learning = parts.label_join, parts.learning
+    counters = learning.learners.counters  # plain ints: read across threads as they are
+    return {
+        "outcomes": parts.stats.outcomes,
+        "learned": counters["learned"],
+        "duplicate_outcomes": counters["duplicate"],
+        "conflicting_outcomes": counters["conflicting"],
+        **join.counters,
+        "parked_outcomes": len(join.early),
+        "parked_handed_over": parts.outcomes.handed_over,
+        "outcomes_awaiting_checkpoint": len(parts.held),
+        "learning_backlog": learning.backlog,
+        "observations_skipped": learning.published.observations_skipped,
+        "pending_transactions": len(join.pending),
+        "pending_evicted": join.pending.evicted,
+        "merchants_with_labels": len(parts.merchant_risk),
+    }
+
+
+def _checkpoint_status(parts: WorkerParts) -> dict[str, Any]:
+    published = parts.learning.published
+    return {
+        "restored": parts.restored,
+        "covered_offsets": {str(p): o for p, o in parts.outcomes.covered.items()},
+        "saved_offsets": {str(p): o for p, o in published.saved_covered.items()},
+        "skipped_outcomes": parts.outcomes.skipped,
+        "written": published.checkpoints,
+        "last_write_s": published.checkpoint_s,
+        "restored_counters": parts.restored_counters,
+        # Live ints (the published status is up to two seconds old).
+        "learned_by_learner": {
+            m.name: getattr(m, "learned", getattr(m, "seen", None))
+            for m in list(parts.learning.learners.learners)
+        },
+    }
 
 
 class StatusCache:

@@ -252,15 +252,30 @@ def compute(
         *merchant_history,
     ]
 
-    _add(c_ref, c_counts, c_sums, t, amount)
     _add(m_ref, m_counts, m_sums, t, amount)
-    usual = amount if usual is None else usual + USUAL_ALPHA * (amount - usual)
+    new_card = _card_after(card, txn, (c_ref, c_counts, c_sums), origin)
+    return features, new_card, MerchantState(m_ref, tuple(m_counts), tuple(m_sums))
+
+
+def _card_after(
+    card: CardState,
+    txn: Mapping[str, Any],
+    decayed: tuple[float, list[float], list[float]],
+    origin: tuple[int, int],
+) -> CardState:
+    """The card's state once this transaction is added to it (a new record: the old one may
+    still be on its way to the changelog)."""
+    t, amount, merchant_id = float(txn["event_time"]), float(txn["amount"]), txn["merchant_id"]
+    ref, counts, sums = decayed
+    _add(ref, counts, sums, t, amount)
+    usual = amount if card.usual is None else card.usual + USUAL_ALPHA * (amount - card.usual)
+    recent = card.recent
     if merchant_id in recent:
         recent = tuple(m for m in recent if m != merchant_id)
-    new_card = CardState(
-        c_ref,
-        tuple(c_counts),
-        tuple(c_sums),
+    return CardState(
+        ref,
+        tuple(counts),
+        tuple(sums),
         usual,
         card.total + 1,
         (*recent[-(RECENT_MERCHANTS - 1) :], merchant_id),
@@ -269,7 +284,6 @@ def compute(
         origin[1],
         *_remember(card.times, card.amounts, t, amount),
     )
-    return features, new_card, MerchantState(m_ref, tuple(m_counts), tuple(m_sums))
 
 
 def as_dict(values: Sequence[float]) -> dict[str, float]:
