@@ -48,17 +48,38 @@ def build(dest: Path) -> Path:
         if mvn is None:
             raise MissingToolError("Maven is needed to build the local schema registry")
         _java()
-        cmd = [mvn, "-q", "-B", "-s", str(REGISTRY_DIR / "settings.xml")]
-        cmd += ["-f", str(REGISTRY_DIR / "pom.xml"), "package", f"-Dregistry.dir={dest}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 or not jar.exists():
-            errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
+        for attempt in (1, 2):  # once more from a clean dir: a half-written build is not reused
+            code = _maven_package(mvn, dest, dest / "build.log")
+            if code == 0 and jar.exists():
+                break
+            if attempt == 1:
+                shutil.rmtree(dest / "quarkus-app", ignore_errors=True)
+        else:
             raise RegistryUnavailable(
                 "Maven could not build the local schema registry (is Maven Central reachable?): "
-                + (errors[0].strip() if errors else f"exit code {proc.returncode}")
+                f"{_build_failure(dest / 'build.log', code)}; full log: {dest / 'build.log'}"
             )
         stamp.write_text(digest.hexdigest() + "\n")
     return jar
+
+
+def _maven_package(mvn: str, dest: Path, log_path: Path) -> int:
+    """Run the registry project's `package` into dest, its whole output to log_path."""
+    cmd = [mvn, "-B", "--no-transfer-progress", "-s", str(REGISTRY_DIR / "settings.xml")]
+    cmd += ["-f", str(REGISTRY_DIR / "pom.xml"), "package", f"-Dregistry.dir={dest}"]
+    cmd += ["-Dquarkus.build.skip=false"]  # a skip set in the caller's Maven config must not win
+    with log_path.open("w") as log:
+        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+
+def _build_failure(log_path: Path, code: int) -> str:
+    """The first ERROR line of a failed build, or what Maven said of the Quarkus step."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    errors = [ln.strip() for ln in lines if "ERROR" in ln]
+    if errors:
+        return errors[0]
+    quarkus = [ln.strip() for ln in lines if "quarkus" in ln.lower() or "BUILD" in ln]
+    return f"exit code {code}, no quarkus-app/quarkus-run.jar; " + " | ".join(quarkus[-3:])
 
 
 def up(dest: Path, port: int, state_dir: Path, wait_s: float = 90) -> str:
