@@ -47,8 +47,9 @@ def _host_and_port(host: str) -> tuple[str, str]:
     return name, port
 
 
-def request_refusal(headers: Mapping[str, str], port: int, token: str) -> tuple[int, str] | None:
-    """(HTTP status, reason) if the request may not be served, else None (pure)."""
+def address_refusal(headers: Mapping[str, str], port: int) -> tuple[int, str] | None:
+    """(403, reason) unless Host is this worker's loopback address and no foreign Origin
+    came with it (no DNS rebinding, no cross-site page), else None (pure)."""
     host = headers.get("Host", "")
     name, host_port = _host_and_port(host)
     if name.lower() not in LOOPBACK or host_port not in ("", str(port)):
@@ -56,6 +57,14 @@ def request_refusal(headers: Mapping[str, str], port: int, token: str) -> tuple[
     origin = headers.get("Origin")
     if origin is not None and origin.lower() not in {f"http://{h}:{port}" for h in LOOPBACK}:
         return 403, f"cross-origin request from {origin!r} refused"
+    return None
+
+
+def request_refusal(headers: Mapping[str, str], port: int, token: str) -> tuple[int, str] | None:
+    """(HTTP status, reason) if the request may not be served, else None (pure)."""
+    refused = address_refusal(headers, port)
+    if refused is not None:
+        return refused
     sent = headers.get(TOKEN_HEADER, "")
     if not sent or not hmac.compare_digest(sent.encode(), token.encode()):
         return 401, f"missing or wrong {TOKEN_HEADER} (the worker's token file)"

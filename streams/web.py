@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.web import Request, Response, View
 
+from streamlearn.streams.report_view import register_report_view
 from streamlearn.streams.store_access import register_store_views
 
 if TYPE_CHECKING:
@@ -118,3 +119,4 @@ def register_views(
             return self.bytes(status.body, content_type="application/json")
 
     register_store_views(app, parts.settings, parts.sink)
+    register_report_view(app, parts)

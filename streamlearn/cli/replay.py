@@ -189,7 +189,12 @@ def loss_table(loss: pd.DataFrame) -> Table:
     for name in ("week", "ROC AUC", "AP", "p@k/day"):
         t.add_column(name, justify="left" if name == "week" else "right")
     for week, r in loss.iterrows():
-        t.add_row(str(week), fmt(r["auc"], sign=True), fmt(r["ap"], sign=True), fmt(r["p_at_k"], sign=True))
+        t.add_row(
+            str(week),
+            fmt(r["auc"], sign=True),
+            fmt(r["ap"], sign=True),
+            fmt(r["p_at_k"], sign=True),
+        )
     return t
 
 

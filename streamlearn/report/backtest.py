@@ -3,6 +3,8 @@ the offline reference beside what was served (their gap is the streaming loss)."
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from . import plotting as p
@@ -35,7 +37,7 @@ def backtest_chart(weekly: pd.DataFrame | None) -> Chart:
     colours = iter(p.PALETTE * 3)
     for scorer in scorers:
         rows = frame[frame["scorer"] == scorer].sort_values("start")
-        style: dict[str, object] = {"color": next(colours), "linestyle": "-", "linewidth": 1.4}
+        style: dict[str, Any] = {"color": next(colours), "linestyle": "-", "linewidth": 1.4}
         if scorer == REFERENCE:
             style = {"color": "black", "linestyle": "--", "linewidth": 2.0}
         elif scorer == SERVED:  # wide and pale: the component it serves stays visible on it

@@ -48,7 +48,7 @@ class Publisher:
 
     def publish_transactions(self, frame: pd.DataFrame) -> int:
         """Each row as a Transaction (absent optional fields get the contract's defaults)."""
-        fields = [c for c in ("transaction_id", "event_time", "card_id", "merchant_id", "amount")]
+        fields = ["transaction_id", "event_time", "card_id", "merchant_id", "amount"]
         optional = [c for c in DEFAULTS if c in frame.columns]
         encode = self.txn_serde.encode
         for i, row in enumerate(frame[fields + optional].itertuples(index=False, name=None)):
@@ -67,7 +67,11 @@ class Publisher:
         encode = self.outcome_serde.encode
         rows = frame[["transaction_id", "is_fraud", "event_time"]].itertuples(index=False)
         for i, (txn_id, is_fraud, known) in enumerate(rows):
-            record = {"transaction_id": txn_id, "is_fraud": bool(is_fraud), "event_time": int(known)}
+            record = {
+                "transaction_id": txn_id,
+                "is_fraud": bool(is_fraud),
+                "event_time": int(known),
+            }
             self._send(self.outcome_topic, txn_id, encode(record), i)
         self.outcomes += len(frame)
         return len(frame)

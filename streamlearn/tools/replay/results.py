@@ -112,8 +112,10 @@ def weekly_table(
         week = scored[(times >= lo) & (times < hi)]
         label = "all" if n == len(week_starts) else pd.Timestamp(lo, unit="ms").strftime("%Y-%m-%d")
         for scorer in scorers:
-            rows.append({"week": label, "week_start_ms": lo, "scorer": scorer}
-                        | _measure(week, scorer, top_k))
+            rows.append(
+                {"week": label, "week_start_ms": lo, "scorer": scorer}
+                | _measure(week, scorer, top_k)
+            )
     return pd.DataFrame(rows)
 
 
@@ -143,4 +145,3 @@ def streaming_loss(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({m: wide[(m, REFERENCE)] - wide[(m, SERVED)] for m in METRICS})
     order = list(dict.fromkeys(table["week"]))
     return out.reindex(order)
-

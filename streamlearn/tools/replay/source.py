@@ -43,7 +43,7 @@ class History:
 
 
 def parse_duration(text: str, what: str) -> int:
-    """"7d", "12h", "90m", "2w", "500ms" (a bare number is seconds) as milliseconds."""
+    """ "7d", "12h", "90m", "2w", "500ms" (a bare number is seconds) as milliseconds."""
     match = DURATION.fullmatch(text.strip().lower())
     if not match:
         raise ConfigError(f"{what} takes a duration such as 7d, 12h, 90m or 2w, not {text!r}")
@@ -146,9 +146,9 @@ def _as_the_worker_checks(frame: pd.DataFrame, refused: Counter[str], wall_ms: i
     keep = np.ones(len(frame), dtype=bool)
     for i, values in enumerate(frame[fields].itertuples(index=False, name=None)):
         record = {k: None if v is pd.NA else v for k, v in zip(fields, values, strict=True)}
-        record["event_time"] = int(record["event_time"])
+        event_time = record["event_time"] = int(values[fields.index("event_time")])
         try:
-            now = clock.now(0, record["event_time"], wall_ms)
+            now = clock.now(0, event_time, wall_ms)
             check_transaction(record, now, max_age_ms, max_future_ms)
         except InvalidRecord as exc:
             refused[re.sub(r"-?\d[\d.e+-]*", "N", str(exc))] += 1

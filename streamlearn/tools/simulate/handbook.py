@@ -85,14 +85,18 @@ class HandbookConfig:
 
     @property
     def terminal_rate(self) -> float:
-        return self.terminals_per_day if self.terminals_per_day is not None else (
-            2.0 * self.terminals / 10_000
+        return (
+            self.terminals_per_day
+            if self.terminals_per_day is not None
+            else (2.0 * self.terminals / 10_000)
         )
 
     @property
     def customer_rate(self) -> float:
-        return self.customers_per_day if self.customers_per_day is not None else (
-            3.0 * self.customers / 5_000
+        return (
+            self.customers_per_day
+            if self.customers_per_day is not None
+            else (3.0 * self.customers / 5_000)
         )
 
 

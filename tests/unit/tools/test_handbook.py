@@ -103,5 +103,5 @@ def test_written_files_replay_as_they_were_generated(
     assert out["is_fraud"].tolist() == (small["TX_FRAUD"] == 1).tolist()
     assert out["card_id"].tolist() == small["CUSTOMER_ID"].astype(str).tolist()
     assert "fraud (" in describe(small)
-    with pytest.raises(ConfigError, match=".csv or .parquet"):
+    with pytest.raises(ConfigError, match=r"\.csv or \.parquet"):
         write(small, tmp_path / "history.json")

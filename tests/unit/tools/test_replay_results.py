@@ -45,7 +45,13 @@ def scored(weeks: int = 2, per_day: int = 40, seed: int = 1) -> pd.DataFrame:
 def test_scorers_are_ordered_served_first_reference_last() -> None:
     names = ["river_lr", "reference", "blend", "shadow", "served", "lightgbm", "river_hst"]
     assert order_scorers(names) == [
-        "served", "lightgbm", "blend", "river_hst", "river_lr", "shadow", "reference"
+        "served",
+        "lightgbm",
+        "blend",
+        "river_hst",
+        "river_lr",
+        "shadow",
+        "reference",
     ]
 
 
@@ -67,7 +73,9 @@ def test_weekly_table_measures_each_scorer_on_the_rows_it_scored() -> None:
     assert champion["rows"] == int(first["lightgbm"].notna().sum()) < len(first)
     assert champion["coverage"] == pytest.approx(4 / 7, abs=0.05)
     assert got.loc[("all", "served"), "rows"] == len(rows)
-    assert got.loc[("2018-04-01", "served"), "auc"] > 0.8 > got.loc[("2018-04-01", "river_lr"), "auc"]
+    assert (
+        got.loc[("2018-04-01", "served"), "auc"] > 0.8 > got.loc[("2018-04-01", "river_lr"), "auc"]
+    )
 
 
 def test_a_week_without_rows_or_without_fraud_gives_no_figure_not_an_error() -> None:
@@ -119,7 +127,9 @@ def test_each_row_is_scored_by_the_newest_reference_trained_before_it() -> None:
 def test_streaming_loss_and_the_chart() -> None:
     rows = scored()
     rows["reference"] = np.clip(rows["served"] + 0.3 * rows["is_fraud"], 0, 1)
-    table = weekly_table(rows, order_scorers(["served", "reference", "river_lr"]), [T0, T0 + 7 * DAY], 5)
+    table = weekly_table(
+        rows, order_scorers(["served", "reference", "river_lr"]), [T0, T0 + 7 * DAY], 5
+    )
     loss = streaming_loss(table)
     assert loss.index.tolist() == ["2018-04-01", "2018-04-08", "all"]
     wide = table.set_index(["week", "scorer"])

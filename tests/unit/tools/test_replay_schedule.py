@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -21,7 +23,9 @@ WALL = 1_767_225_600_000
 
 
 def history(n_days: int = 30, per_day: int = 10, fraud_every: int = 7) -> pd.DataFrame:
-    times = np.array([T0 + d * DAY + (i + 1) * 3_600_000 for d in range(n_days) for i in range(per_day)])
+    times = np.array(
+        [T0 + d * DAY + (i + 1) * 3_600_000 for d in range(n_days) for i in range(per_day)]
+    )
     n = len(times)
     return pd.DataFrame(
         {
@@ -75,8 +79,12 @@ def test_retrain_points_start_at_the_warmup_and_follow_the_cadence() -> None:
     first, last = T0 + 3_600_000, T0 + 45 * DAY
     assert origin(first) == T0
     assert scored_start(first, 21 * DAY) == T0 + 21 * DAY
-    assert retrain_points(first, last, 21 * DAY, 7 * DAY) == [T0 + d * DAY for d in (21, 28, 35, 42)]
-    assert retrain_points(first, last, 0, 7 * DAY) == [T0 + d * DAY for d in (7, 14, 21, 28, 35, 42)]
+    assert retrain_points(first, last, 21 * DAY, 7 * DAY) == [
+        T0 + d * DAY for d in (21, 28, 35, 42)
+    ]
+    assert retrain_points(first, last, 0, 7 * DAY) == [
+        T0 + d * DAY for d in (7, 14, 21, 28, 35, 42)
+    ]
     assert retrain_points(first, last, 21 * DAY, None) == [T0 + 21 * DAY]
     assert retrain_points(first, last, 60 * DAY, 7 * DAY) == []  # warm-up longer than the file
 
@@ -87,9 +95,9 @@ def test_steps_cover_everything_once_and_put_outcomes_after_their_transactions()
     txn_times, out_times = frame["event_time"].to_numpy(), out["event_time"].to_numpy()
     points = [T0 + 7 * DAY + 12 * 3_600_000, T0 + 14 * DAY]  # a point mid-day ends a step too
     plan = steps(txn_times, out_times, DAY, points)
-    assert [s.txn_from for s in plan][0] == 0 and plan[-1].txn_to == len(frame)
+    assert plan[0].txn_from == 0 and plan[-1].txn_to == len(frame)
     assert plan[-1].out_to == len(out)
-    for a, b in zip(plan, plan[1:], strict=False):
+    for a, b in itertools.pairwise(plan):
         assert a.txn_to == b.txn_from and a.out_to == b.out_from and a.end <= b.start
     for s in plan:
         assert (txn_times[s.txn_from : s.txn_to] >= s.start).all()

@@ -127,17 +127,21 @@ def test_load_names_missing_columns_and_formats(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load(tmp_path / "absent.csv", parse_mapping(MAP), outcome_time_column=None, wall_ms=WALL)
     (tmp_path / "h.xlsx").write_text("x")
-    with pytest.raises(ConfigError, match=".csv or .parquet"):
+    with pytest.raises(ConfigError, match=r"\.csv or \.parquet"):
         load(tmp_path / "h.xlsx", parse_mapping(MAP), outcome_time_column=None, wall_ms=WALL)
 
 
 def test_an_outcome_time_column_is_read_and_optional_fields_mapped(tmp_path: Path) -> None:
-    frame = rows().iloc[:3].assign(
-        KNOWN=["2018-04-09 10:00:00", "", "2018-04-02 09:00:00"], CH=["pos", "", "ecom"]
+    frame = (
+        rows()
+        .iloc[:3]
+        .assign(KNOWN=["2018-04-09 10:00:00", "", "2018-04-02 09:00:00"], CH=["pos", "", "ecom"])
     )
     path = tmp_path / "h.csv"
     frame.to_csv(path, index=False)
-    history = load(path, parse_mapping(MAP + ",channel=CH"), outcome_time_column="KNOWN", wall_ms=WALL)
+    history = load(
+        path, parse_mapping(MAP + ",channel=CH"), outcome_time_column="KNOWN", wall_ms=WALL
+    )
     out = history.frame
     assert out["outcome_time"].tolist() == [0, T0 + 33 * 3_600_000, T0 + (8 * 24 + 10) * 3_600_000]
     assert out["channel"].isna().tolist() == [True, False, False]
