@@ -78,7 +78,7 @@ def replay(
     bootstrap: Bootstrap = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Backtest a file of past transactions through the production path."""
+    """Backtest a file of past transactions through the production path, week by week."""
     settings = load_settings(bootstrap, state_dir=state_dir).with_overrides(learners=learners)
     delay = None if outcome_time_column else parse_duration(label_delay, "--label-delay")
     every = parse_duration(retrain_every, "--retrain-every")
