@@ -38,7 +38,13 @@ def plan(history: History, options: ReplayOptions, wall_ms: int) -> Plan:
     times = frame["event_time"].to_numpy()
     first, last = int(times[0]), int(times[-1])
     points = schedule.retrain_points(first, last, options.warmup_ms, options.retrain_every_ms)
-    steps = schedule.steps(times, outcomes["event_time"].to_numpy(), options.step_ms, points)
+    steps = schedule.steps(
+        times,
+        outcomes["event_time"].to_numpy(),
+        options.step_ms,
+        points,
+        outcomes["txn_time"].to_numpy(),
+    )
     return Plan(outcomes, not_due, points, steps, schedule.scored_start(first, options.warmup_ms))
 
 
@@ -80,7 +86,8 @@ def publish(
     progress: ReplayProgress,
     notify: Callable[[ReplayProgress], None],
 ) -> None:
-    """Every step: its transactions, scored; its outcomes, stored; then its retrain, swapped in."""
+    """Every step: its transactions; its outcomes (once their transactions are scored); both
+    scored and stored before the next step; then its retrain, swapped in."""
     settings = session.settings
     store = worker_store(settings)
     publisher = Publisher(settings)
@@ -89,12 +96,14 @@ def publish(
     t0 = time.perf_counter()
     retraining = 0.0
     for step in the_plan.steps:
+        due = outcomes.iloc[step.out_from : step.out_to]
         if step.txn_to > step.txn_from:
             publisher.publish_transactions(frame.iloc[step.txn_from : step.txn_to])
             publisher.flush()
-            session.wait_for({"transactions": publisher.transactions}, options.stall_s)
-        if step.out_to > step.out_from:
-            publisher.publish_outcomes(outcomes.iloc[step.out_from : step.out_to])
+            if step.own_outcomes:
+                session.wait_for({"transactions": publisher.transactions}, options.stall_s)
+        if len(due):
+            publisher.publish_outcomes(due)
             publisher.flush()
         status = session.wait_for(
             {"transactions": publisher.transactions, "outcomes": publisher.outcomes},

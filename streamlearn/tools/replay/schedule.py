@@ -2,14 +2,16 @@
 every fraud and a share of legit), the steps the publisher waits for the worker between, and
 the retrain points.
 
-Within a step, the step's transactions go first; once the worker has scored them, the
-outcomes known during the step follow. So when the outcomes of day D are published, day D's
-transactions are scored, as label delay orders them in production, and the publisher never runs
-more than one step of event time ahead of the worker.
+Within a step, the step's transactions go first; the outcomes known during the step follow,
+once the worker has scored the step's transactions if any of them is among theirs. So when the
+outcomes of day D are published, day D's transactions are scored, as label delay orders them in
+production; and the publisher waits for the worker at the end of every step, so it never runs
+more than one step of event time ahead of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,6 @@ import pandas as pd
 from streamlearn.foundation.clock import DAY_MS
 
 WEEK_MS = 7 * DAY_MS
-OUTCOME_COLUMNS = ("transaction_id", "is_fraud", "event_time")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Step:
     out_from: int
     out_to: int
     retrain: bool
+    # Some of the step's outcomes are of its own transactions (a label delay shorter than the
+    # step): those transactions must be scored before the outcomes go.
+    own_outcomes: bool = False
 
 
 def labelled(ids: pd.Series, is_fraud: np.ndarray, legit_share: float, seed: int) -> np.ndarray:
@@ -54,8 +58,9 @@ def outcomes(
     seed: int,
     wall_ms: int,
 ) -> tuple[pd.DataFrame, int]:
-    """The outcomes to publish, sorted by when they became known, and how many are not due yet
-    (known after wall_ms: not known today, so not published).
+    """The outcomes to publish (transaction_id, is_fraud, event_time: when known, txn_time: its
+    transaction's), sorted by when they became known, and how many are not due yet (known after
+    wall_ms: not known today, so not published).
 
     With label_delay_ms an outcome is known that long after its transaction; without, at the
     file's outcome_time (0: the file dates no outcome for that row). Never before the
@@ -75,6 +80,7 @@ def outcomes(
             "transaction_id": frame["transaction_id"].to_numpy()[chosen],
             "is_fraud": frame["is_fraud"].to_numpy()[chosen],
             "event_time": known[chosen].astype(np.int64),
+            "txn_time": frame["event_time"].to_numpy()[chosen],
         }
     )
     out = out.sort_values("event_time", kind="stable").reset_index(drop=True)
@@ -106,10 +112,15 @@ def retrain_points(first_ms: int, last_ms: int, warmup_ms: int, every_ms: int | 
 
 
 def steps(
-    txn_times: np.ndarray, outcome_times: np.ndarray, step_ms: int, retrains: list[int]
+    txn_times: np.ndarray,
+    outcome_times: np.ndarray,
+    step_ms: int,
+    retrains: list[int],
+    outcome_txn_times: np.ndarray | None = None,
 ) -> list[Step]:
     """Cut event time into steps of step_ms from the first midnight (a retrain point also ends
-    a step) until every transaction and outcome is in one; empty steps are left out."""
+    a step) until every transaction and outcome is in one; empty steps are left out.
+    outcome_txn_times (each outcome's transaction time) marks the steps with own_outcomes."""
     if step_ms <= 0:
         raise ValueError("step_ms must be positive")
     if not len(txn_times):
@@ -132,6 +143,9 @@ def steps(
             int(cuts_o[i + 1]),
             bounds[i + 1] in due,
         )
+        if outcome_txn_times is not None:
+            theirs = outcome_txn_times[step.out_from : step.out_to]
+            step = dataclasses.replace(step, own_outcomes=bool((theirs >= step.start).any()))
         if step.retrain or step.txn_to > step.txn_from or step.out_to > step.out_from:
             out.append(step)
     return out

@@ -113,3 +113,18 @@ def test_steps_cover_everything_once_and_put_outcomes_after_their_transactions()
 def test_weeks_of_the_scored_window() -> None:
     assert weeks(T0, T0 + 20 * DAY) == [T0, T0 + 7 * DAY, T0 + 14 * DAY]
     assert weeks(T0, T0 - 1) == []
+
+
+def test_a_label_shorter_than_the_step_waits_for_its_own_transactions() -> None:
+    frame = history(n_days=6)
+    for delay, own in ((3 * DAY, False), (3_600_000, True)):
+        out, _ = outcomes(frame, label_delay_ms=delay, legit_share=1.0, seed=7, wall_ms=WALL)
+        plan = steps(
+            frame["event_time"].to_numpy(),
+            out["event_time"].to_numpy(),
+            DAY,
+            [],
+            out["txn_time"].to_numpy(),
+        )
+        with_outcomes = [s for s in plan if s.out_to > s.out_from]
+        assert with_outcomes and all(s.own_outcomes == own for s in with_outcomes), delay
