@@ -277,7 +277,18 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
         consumer = fastpath.consumer_of(app)
         release(parts.held, published.saved_covered, consumer.ack_batch, consumer.assignment)
 
-    app.on_drained = checkpoint_now
+    async def flush_metrics() -> None:
+        snapshot = parts.learning.published.status.get("online_metrics", {})
+        await flush_online_metrics(parts.sink, snapshot, usage.worker)
+
+    async def on_drained() -> None:
+        await checkpoint_now()
+        # Inference cost and online metrics at a stop too, not only on their timers: what the
+        # last minute served reaches the store (and the report).
+        await flush_usage(parts.sink, parts.stats, usage)
+        await flush_metrics()
+
+    app.on_drained = on_drained
 
     @app.task
     async def start_learning() -> None:
@@ -306,8 +317,7 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
 
     @app.timer(interval=METRICS_INTERVAL_S)
     async def write_online_metrics() -> None:
-        snapshot = parts.learning.published.status.get("online_metrics", {})
-        await flush_online_metrics(parts.sink, snapshot, usage.worker)
+        await flush_metrics()
 
     @app.timer(interval=settings.learner_checkpoint_s)
     async def checkpoint_learners() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
 from streamlearn.streams.report_view import ReportPage
 from streamlearn.streams.sink import StoreSink
 from streamlearn.tools.processes import WorkerProcess
@@ -105,4 +106,12 @@ def test_the_worker_serves_its_report_page(settings: Settings, tmp_path: Path) -
         status, _, body = get(url, Origin="http://attacker.example")
         assert status == 403 and b"cross-origin" in body
     finally:
-        worker.stop()
+        assert worker.stop() == 0
+    # A graceful stop writes the online metrics it has not written yet (the timer's first turn
+    # is a minute in: this test is shorter), so the last minute reaches the report too.
+    store = Store(settings.store_url, readonly=True)
+    try:
+        _, rows = store.query_rows("SELECT count(), min(time) FROM streamlearn.online_metrics")
+        assert rows[0][0] > 0, rows
+    finally:
+        store.close()
