@@ -154,10 +154,11 @@ def show(summary: dict[str, Any]) -> None:
     if not summary["loss"].empty:
         console.print(loss_table(summary["loss"]))
         console.print(LOSS_NOTE)
-    console.print(retrains(summary["retrains"]))
+    console.print(retrains(summary["retrains"]), markup=False, highlight=False)
     refused = summary["rows_refused"]
     if refused:
-        console.print(f"rows not replayed: {sum(refused.values()):,} ({refused})")
+        line = f"rows not replayed: {sum(refused.values()):,} ({refused})"
+        console.print(line, markup=False, highlight=False)
     files = summary["files"]
     console.print(f"weekly table: {files['csv']} and {files['json']}")
     console.print(f"report: {files['report']}")
@@ -198,21 +199,17 @@ def loss_table(loss: pd.DataFrame) -> Table:
     return t
 
 
-def retrains(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="retrains (event time, the production gate)")
-    for name in ("at", "version", "status", "holdout AUC", "AP"):
-        t.add_column(name, no_wrap=True)
-    t.add_column("decision", no_wrap=True, overflow="ellipsis", max_width=60)
+def retrains(rows: list[dict[str, Any]]) -> str:
+    """One line per retrain: when (event time), the version, the gate's decision."""
+    lines = ["retrains (event time, the production gate):"]
     for r in rows:
-        t.add_row(
-            f"{utc(r['as_of'] + 1):%Y-%m-%d}",
-            r["version"] or "-",
-            r["status"],
-            fmt(r["holdout_auc"]),
-            fmt(r["holdout_ap"]),
-            r["note"] or "",
+        scores = f"holdout AUC {fmt(r['holdout_auc'])}, AP {fmt(r['holdout_ap'])}"
+        lines.append(
+            f"  {utc(r['as_of'] + 1):%Y-%m-%d} {r['version'] or '-'} {r['status']}"
+            + (f" ({scores})" if r["version"] else "")
+            + f": {r['note']}"
         )
-    return t
+    return "\n".join(lines)
 
 
 def fmt(value: Any, sign: bool = False) -> str:
