@@ -33,6 +33,7 @@ DRIFT_INTERVAL_S = 5.0
 DEAD_LETTERS_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
+FINAL_FLUSH_S = 5.0  # at a graceful stop: inference cost and online metrics not yet written
 
 
 class DrainingApp(faust.App):
@@ -283,10 +284,9 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
 
     async def on_drained() -> None:
         await checkpoint_now()
-        # Inference cost and online metrics at a stop too, not only on their timers: what the
-        # last minute served reaches the store (and the report).
-        await flush_usage(parts.sink, parts.stats, usage)
-        await flush_metrics()
+        if app.should_stop:  # the last minute's cost and metrics, bounded (a store outage)
+            last = asyncio.gather(flush_usage(parts.sink, parts.stats, usage), flush_metrics())
+            await _within(last, FINAL_FLUSH_S)
 
     app.on_drained = on_drained
 
