@@ -11,6 +11,7 @@ early stopping watches the log loss of the model that will be served.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import lightgbm as lgb
 import numpy as np
 
 from streamlearn.batch_retrain.metrics import evaluate
-from streamlearn.batch_retrain.training_set import TrainingSet
+from streamlearn.batch_retrain.training_set import Split, TrainingSet
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -109,6 +110,36 @@ def train(
         train_cpu_s=cpu_s,
         train_wall_s=wall_s,
         params=p,
+    )
+
+
+def refit_on_every_row(
+    ts: TrainingSet, result: TrainResult, *, num_threads: int = 2
+) -> TrainResult:
+    """The model to serve: `result`'s rounds boosted again on every row, the held-out newest
+    included (measured on a generated history: holding the newest 15% out cost 0.08 of average
+    precision on the following week, the newest compromised terminals being unlearnt). The
+    metrics stay `result`'s, measured on a holdout it never saw; the gate judges `result`."""
+    every = Split(
+        *(
+            np.concatenate([getattr(s, f) for s in (ts.train, ts.valid, ts.holdout)])
+            for f in ("X", "y", "w", "event_time")
+        )
+    )
+    # Validation inside the training rows: its loss only falls, so no round is cut short.
+    refit = train(
+        dataclasses.replace(ts, train=every, valid=ts.holdout),
+        num_threads=num_threads,
+        num_boost_round=result.best_iteration,
+        early_stopping_rounds=result.best_iteration + 1,
+        scale_pos_weight=result.scale_pos_weight,
+        params={k: v for k, v in result.params.items() if k != "num_threads"},
+    )
+    return dataclasses.replace(
+        result,
+        booster=refit.booster,
+        train_cpu_s=result.train_cpu_s + refit.train_cpu_s,
+        train_wall_s=result.train_wall_s + refit.train_wall_s,
     )
 
 

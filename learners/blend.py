@@ -18,6 +18,14 @@ component on stable traffic; the refit is exact on its window and forgets at a k
 (replaying the component scores served in one run of tests/integration/test_concept_drift.py:
 AUC 0.95 vs the champion's 0.94 before the drift, 0.72 vs 0.42 after it, where the earlier
 per-label RMSprop blend gave 0.93 and 0.66).
+The labels are not a sample of traffic: every fraud is reported and few legit payments are,
+and frauds weigh `fraud_weight` more; so a stacker fit on them scores on the labels' scale
+(tens of times the champion's probabilities in a replay with 10% of legit labelled), and
+switching the served score between it and the champion mixes two scales in one ranking. The
+champion is calibrated on traffic (its training counts a mature transaction without an
+outcome as legit), so each refit also finds the intercept shift that makes the champion alone
+fit the same weighted labels; that shift is the labels' log-odds bias (prior correction), and
+the blend serves its fit minus it: on the champion's scale.
 A refit needs `min_fit_positives` frauds among the labels it uses; before that the weights
 stay as they are. Until `min_labels` outcomes with `min_positives` frauds were learned,
 `ready` is False and the worker serves the champion (or the best available scorer) instead.
@@ -30,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import average_precision_score
 
 BLEND = "blend"
 EPS = 1e-4  # scores are clipped into [EPS, 1 - EPS] before the logit: |logit| <= 9.2
@@ -78,6 +87,23 @@ def fit_logistic(
     return theta
 
 
+def label_bias(z: np.ndarray, y: np.ndarray, w: np.ndarray, iters: int = 20) -> float:
+    """The shift b that makes sigmoid(z + b) fit the weighted labels y best (1-D Newton):
+    how much more likely fraud is among these labels than the calibrated logits z say."""
+    b = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z + b, -35.0, 35.0)))
+        grad = float(w @ (p - y))
+        hess = float(w @ (p * (1.0 - p))) + 1e-9
+        # Convex in b: a Newton step capped at 2 (far from the optimum p saturates and the
+        # curvature vanishes) still moves towards it.
+        step = max(-2.0, min(2.0, grad / hess))
+        b -= step
+        if abs(step) < 1e-6:
+            break
+    return b
+
+
 class Blend:
     """Online stacker over named component scores (order fixed at construction)."""
 
@@ -103,6 +129,8 @@ class Blend:
             self.prior[self.components.index(lead)] = 1.0
         self.weights = self.prior.copy()
         self.intercept = 0.0
+        self.offset = 0.0  # the labels' log-odds bias against the lead's scale
+        self._lead = self.components.index(lead) if lead in self.components else None
         self.window = window
         self.half_life = half_life
         self.refit_every = refit_every
@@ -153,7 +181,7 @@ class Blend:
         return BlendScorer(
             self.components,
             self.weights.copy(),
-            self.intercept,
+            self.intercept - self.__dict__.get("offset", 0.0),
             self.prior.copy(),
             np.array(self.__dict__.get("_fitted", np.ones(len(self.components), dtype=bool))),
             self.ready,
@@ -201,6 +229,9 @@ class Blend:
         )
         self.weights, self.intercept = theta[:-1], float(theta[-1])
         self._fitted = present[0].copy()
+        lead = self.__dict__.get("_lead")
+        if lead is not None and present[0][lead]:
+            self.offset = label_bias(x[:, lead], y, w)
 
     def weights_by_component(self) -> dict[str, float]:
         out = dict(zip(self.components, self.weights.tolist(), strict=True))
@@ -231,3 +262,75 @@ class BlendScorer:
         unseen = bool((present & ~self.fitted).any())
         z = x @ self.prior if unseen else x @ self.weights + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
+
+
+class BlendGuard:
+    """Whether the blend may be served: it must not trail the champion on recent labels.
+
+    Keeps the blend's and the champion's scores of the last `window` labels that had both, and
+    compares their average precision there, on at least `min_positives` frauds. The champion
+    is served until the blend leads it by `margin`; the blend then serves until it trails by
+    more than `tolerance`. The stacker is refit on a few thousand labels, so on stable traffic
+    it can rank a little below the model it blends (the gap is missed fraud), and labels are
+    days old: it must show a clear lead before it serves, and every switch mixes two rankings
+    within a day's alerts, so the two thresholds keep it from flapping.
+    """
+
+    def __init__(
+        self,
+        window: int = 2000,
+        tolerance: float = 0.0,
+        min_positives: int = 20,
+        margin: float = 0.02,
+    ) -> None:
+        self.window = window
+        self.tolerance = tolerance
+        self.margin = margin
+        self.min_positives = min_positives
+        self._y = np.zeros(window, dtype=bool)
+        self._blend = np.zeros(window)
+        self._champion = np.zeros(window)
+        self._next = 0
+        self._held = 0
+        self._changed = True
+        self.serve_blend = False
+        self.reason = "the champion is served until the blend has been compared with it"
+        self.figures: dict[str, float] = {}
+
+    def update(self, is_fraud: bool, blend: float, champion: float) -> None:
+        """One label with the scores the blend and the champion gave its transaction."""
+        i = self._next
+        self._y[i], self._blend[i], self._champion[i] = bool(is_fraud), blend, champion
+        self._next = (i + 1) % self.window
+        self._held = min(self._held + 1, self.window)
+        self._changed = True
+
+    def decide(self) -> bool:
+        """Compare on the labels held (only if new ones came); True: serve the blend."""
+        if not self._changed:
+            return self.serve_blend
+        self._changed = False
+        y = self._y[: self._held]
+        positives = int(y.sum())
+        if positives < self.min_positives or positives == len(y):
+            self.serve_blend = False
+            self.reason = (
+                f"champion: {positives} frauds among the last {len(y)} labels scored by both, "
+                f"{self.min_positives} needed to compare the blend with it"
+            )
+            return False
+        ours = float(average_precision_score(y, self._blend[: self._held]))
+        theirs = float(average_precision_score(y, self._champion[: self._held]))
+        self.figures = {"blend_ap": ours, "champion_ap": theirs, "labels": float(len(y))}
+        if self.serve_blend:
+            self.serve_blend = ours >= theirs - self.tolerance
+            rule = f"served while it trails by at most {self.tolerance:g}"
+        else:
+            self.serve_blend = ours >= theirs + self.margin
+            rule = f"served once it leads by {self.margin:g}"
+        verb = "blend" if self.serve_blend else "champion"
+        self.reason = (
+            f"{verb}: blend AP {ours:.4f} vs champion {theirs:.4f} on the last {len(y)} labels "
+            f"(the blend is {rule})"
+        )
+        return self.serve_blend

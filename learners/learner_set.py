@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamlearn.learners.blend import BLEND, Blend, BlendScorer
+from streamlearn.learners.blend import BLEND, Blend, BlendGuard, BlendScorer
 from streamlearn.learners.drift import (
     ConceptDrift,
     DataDrift,
@@ -57,6 +57,9 @@ class ScoringSnapshot:
     scorers: tuple[tuple[str, Scorer], ...]
     blend: BlendScorer
     fallback: str  # served before a champion and a ready blend exist (the lr learner)
+    # The BlendGuard's verdict: with a champion, the blend is served only if it does not
+    # trail the champion on recent labels.
+    serve_blend: bool = True
 
     def score(
         self, matrix: np.ndarray, champion: np.ndarray | None
@@ -66,7 +69,7 @@ class ScoringSnapshot:
         if champion is not None:
             columns[CHAMPION] = champion
         columns[BLEND] = self.blend.score_batch(columns, len(matrix))
-        if self.blend.ready:
+        if self.blend.ready and (champion is None or self.serve_blend):
             source = BLEND
         elif champion is not None:
             source = CHAMPION
@@ -113,6 +116,7 @@ class LearnerSet:
         self.psi_threshold = psi_threshold
         self.learners: list[Learner] = build_learners(spec, self.feature_names)
         self.blend = Blend([CHAMPION, *(m.name for m in self.learners)], lead=CHAMPION)
+        self.guard = BlendGuard()
         self.scorecard = Scorecard()
         self.learned = LearnedIds(learned_ids)
         self.counters = {LEARNED: 0, DUPLICATE: 0, CONFLICTING: 0}
@@ -133,7 +137,10 @@ class LearnerSet:
     def snapshot(self) -> ScoringSnapshot:
         """Frozen scorers of every learner and the blend, for the scoring path."""
         return ScoringSnapshot(
-            tuple((m.name, m.scorer()) for m in self.learners), self.blend.scorer(), self.lr_name
+            tuple((m.name, m.scorer()) for m in self.learners),
+            self.blend.scorer(),
+            self.lr_name,
+            self.guard.decide(),
         )
 
     # -- unlabeled: every scored batch ----------------------------------------------------
@@ -207,8 +214,10 @@ class LearnerSet:
         for m in self.learners:
             m.learn(features, is_fraud)
         self.blend.learn(scores, is_fraud)
+        blended, champion = scores.get(BLEND), scores.get(CHAMPION)
+        if blended is not None and champion is not None:
+            self.guard.update(is_fraud, blended, champion)
         self.scorecard.update(is_fraud, scores, event_ms)
-        champion = scores.get(CHAMPION)
         if champion is not None:
             self._record(self.concept_drift.update(champion, is_fraud, time_ms), "")
         self.learned.put(txn_id, is_fraud)
@@ -241,10 +250,12 @@ class LearnerSet:
         return {
             "learners": [m.name for m in self.learners],
             "served_by": self.served_source,
+            "served_why": self._served_why(),
             "blend": {
                 "ready": self.blend.ready,
                 "labels": self.blend.labels,
                 "weights": self.blend.weights_by_component(),
+                "guard": dict(self.guard.figures),
             },
             "drift_events": list(self.recent_drift),
             "concept_drift": {
@@ -260,6 +271,20 @@ class LearnerSet:
             },
         }
 
+    def _served_why(self) -> str:
+        source, blend = self.served_source, self.blend
+        if source == BLEND and not self.guard.serve_blend:
+            return "no champion yet: the blend of the learners"
+        if source in (BLEND, CHAMPION) and blend.ready:
+            return self.guard.reason
+        if source == CHAMPION or source == self.lr_name:
+            return (
+                f"the blend is not ready ({blend.labels} labels, {blend.positives} frauds; "
+                f"{blend.min_labels} and {blend.min_positives} needed)"
+                + ("" if source == CHAMPION else " and no champion yet")
+            )
+        return ""
+
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps of the learning lineage."""
@@ -267,6 +292,7 @@ class LearnerSet:
             "feature_names": self.feature_names,
             "learners": self.learners,
             "blend": self.blend,
+            "blend_guard": self.guard,
             "concept_drift": self.concept_drift,
             "scorecard": self.scorecard,
             "counters": dict(self.counters),
@@ -282,6 +308,7 @@ class LearnerSet:
             return False
         self.learners = list(state["learners"])
         self.blend = state["blend"]
+        self.guard = state.get("blend_guard") or BlendGuard()  # none before v2 checkpoints
         self.concept_drift = state["concept_drift"]
         self.scorecard = state["scorecard"]
         self.counters.update(state.get("counters", {}))

@@ -269,8 +269,10 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
         )
 
     async def checkpoint_now() -> None:
-        """The final checkpoint of a graceful stop: every outcome learned is covered and
-        acked before the last commit, so a planned restart re-reads none of them."""
+        """Before partitions move (a stop or a rebalance): parked outcomes go back on their
+        topic, then a checkpoint covers every outcome dealt with and acks it before the
+        commit, so nothing is re-read as a repeat and nothing waits in a leaving worker."""
+        await parts.outcomes.hand_over(parts.predictions, parts.serdes.outcome)
         request_checkpoint()
         published = parts.learning.published
         while published.saved_covered != parts.outcomes.covered:

@@ -20,7 +20,7 @@ from typing import Any
 from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.foundation.clock import DAY_MS, utc
 from streamlearn.foundation.dead_letters import DeadLetter, DeadLetterWriter
-from streamlearn.foundation.deliveries import Deliveries
+from streamlearn.foundation.deliveries import Deliveries, TrackedProducer
 from streamlearn.foundation.errors import InvalidRecord
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import batch_token
@@ -79,6 +79,7 @@ class Outcomes:
         self.covered: dict[int, int] = {}  # partition -> last offset whose work is enqueued
         self.restored: dict[int, int] = {}  # what the restored checkpoint covered
         self.skipped = 0  # outcomes at or below the restored checkpoint's offsets
+        self.handed_over = 0  # parked outcomes put back on their topic at a handover
         self.max_age_ms = int(
             outcome_max_age_days(settings.max_event_age_days, settings.label_horizon_days) * DAY_MS
         )
@@ -218,6 +219,25 @@ class Outcomes:
             if examples:
                 await self.learning.learn(examples)
         return await self.flush_unlearned()
+
+    async def hand_over(self, producer: TrackedProducer, serde: Serde) -> int:
+        """Put the parked outcomes back on their topic before partitions move (a rebalance or
+        a stop): whoever owns the partition next reads them again and joins them, instead of
+        their waiting forever in the checkpoint of a worker that may not come back."""
+        parked = self.join.early.oldest(len(self.join.early))
+        if not parked:
+            return 0
+        deliveries = Deliveries(asyncio.get_running_loop())
+        topic = self.settings.topic("outcomes")
+        for txn_id, p in parked:
+            record = {"transaction_id": txn_id, "is_fraud": p.is_fraud, "event_time": p.outcome_ms}
+            producer.send(topic, serde.encode(record), deliveries, key=txn_id.encode())
+        deliveries.seal(len(parked))
+        await deliveries.done
+        for txn_id, _ in parked:
+            self.join.early.pop(txn_id)
+        self.handed_over += len(parked)
+        return len(parked)
 
     async def flush_unlearned(self) -> int:
         """Store the expired/unknown outcomes decided so far (idempotent: keyed by origin)."""

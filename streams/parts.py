@@ -89,7 +89,7 @@ def build_parts(settings: Settings, sink: StoreSink) -> WorkerParts:
     learners = LearnerSet(
         settings.learners, FEATURE_NAMES, psi_threshold=settings.drift_psi_threshold
     )
-    merchant_risk = MerchantRisk()
+    merchant_risk = MerchantRisk(settings.label_maturity_days)
     path = checkpoint.checkpoint_path(settings.state_dir, settings.worker_id)
     configured = settings.checkpoint_key
     key = checkpoint.checkpoint_key(

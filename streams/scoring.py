@@ -107,7 +107,7 @@ class Scorer:
         """Decode and validate each record; features from the card's and merchant's state."""
         now_ms = int(time.time() * 1000)
         state = self.table.data
-        rate = self.merchant_risk.rate
+        rate, scored = self.merchant_risk.rate, self.merchant_risk.scored
         partition = part.partition
         changes: dict[str, CardState | MerchantState] = {}
         valid: list[_Valid] = []
@@ -138,6 +138,7 @@ class Scorer:
                 rate(txn["merchant_id"], txn["event_time"]),
                 origin=(partition, record.offset),
             )
+            scored(txn["merchant_id"], txn["event_time"])  # it matures into their history
             state[card_key] = changes[card_key] = new_card
             state[merchant_key] = changes[merchant_key] = new_merchant
             valid.append(_Valid(txn, record.offset, record.timestamp or now_ms))

@@ -92,12 +92,14 @@ class StoreSink:
         """Return once ClickHouse has the rows; retry forever (same token) while it fails."""
         await self._until_up(self.writes, self.writes.store.insert, table, rows, columns, token)
 
-    async def insert_arrow(self, table: str, build: Callable[[], Any], token: str) -> None:
-        """Build an Arrow table on the write thread and insert it, retried like `insert`."""
+    async def insert_arrow(self, build: Callable[[], list[tuple[str, Any, str]]]) -> None:
+        """Build Arrow tables on the write thread and insert each (table, data, dedup token) in
+        order, retried together like `insert`: a retry skips what ClickHouse already has."""
         store = self.writes.store
 
         def build_and_insert() -> None:
-            store.insert_arrow(table, build(), token)
+            for table, data, token in build():
+                store.insert_arrow(table, data, token)
 
         await self._until_up(self.writes, build_and_insert)
 

@@ -63,6 +63,7 @@ def status_snapshot(parts: WorkerParts, running: Running) -> dict[str, Any]:
             "conflicting_outcomes": counters["conflicting"],
             **join.counters,
             "parked_outcomes": len(join.early),
+            "parked_handed_over": parts.outcomes.handed_over,
             "outcomes_awaiting_checkpoint": len(parts.held),
             "learning_backlog": learning.backlog,
             "observations_skipped": published.observations_skipped,

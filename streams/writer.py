@@ -22,6 +22,7 @@ from typing import Any
 from streamlearn.domain.features import CardState, MerchantState
 from streamlearn.foundation.deliveries import Deliveries, TrackedProducer
 from streamlearn.foundation.store import batch_token
+from streamlearn.foundation.store.tables import PREDICTION_COLUMN_NAMES
 from streamlearn.streams.fastpath import Batch
 from streamlearn.streams.rows import ScoredRows, to_arrow
 from streamlearn.streams.sink import StoreSink
@@ -146,7 +147,15 @@ class BatchWriter:
             max(p.offsets[-1] for p in parts),
             (t for p in parts for t in p.txn_ids),
         )
-        await self.sink.insert_arrow("transactions", lambda: to_arrow(parts), token)
+
+        def build() -> list[tuple[str, Any, str]]:
+            rows = to_arrow(parts)
+            # The served predictions are written here too, not by a view fed by transactions:
+            # a retry ClickHouse deduplicated at the source never reached such a view again.
+            predictions = rows.select(list(PREDICTION_COLUMN_NAMES))
+            return [("transactions", rows, token), ("predictions", predictions, "pred:" + token)]
+
+        await self.sink.insert_arrow(build)
 
     async def _write_changelog(self, items: list[ScoredSlice]) -> None:
         """Each key's latest state, filed under the partition of the events that changed it."""

@@ -2,13 +2,16 @@
 
 Windows are exponentially time-decayed aggregates with time constants of 1 h, 1 d, 7 d and
 30 d: O(1) state per key, exact and deterministic in event time (a replay of last month gives
-the same features as live traffic), and bounded memory however busy a merchant is. The
-features of an event describe the history *before* it; the event is then added to the state.
+the same features as live traffic), and bounded memory however busy a merchant is. Beside
+them, a card's plain windows (count and mean amount over the last 1, 7 and 30 days) from its
+own recent payments, and the merchant's fraud history from known outcomes. The features of an
+event describe the history *before* it; the event is then added to the state.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +30,20 @@ REPLAY_MEMORY = 8  # transaction ids per card remembered to spot an upstream res
 NO_PREVIOUS_S = 90 * 86_400.0
 # Exponential moving average weight of the card's usual amount (about the last 20 payments).
 USUAL_ALPHA = 0.05
+# Days of known outcomes the merchant's fraud history looks back over (streams.merchant_risk).
+HISTORY_WINDOWS: tuple[int, ...] = (1, 7, 28)
+# The merchant's history as merchant_risk computes it, in this order.
+MERCHANT_HISTORY: tuple[str, ...] = (
+    "merchant_fraud_rate",
+    "merchant_labeled_30d",
+    *(f"merchant_frauds_{w}d" for w in HISTORY_WINDOWS),
+    *(f"merchant_fraud_rate_{w}d" for w in HISTORY_WINDOWS),
+)
+NO_HISTORY: tuple[float, ...] = (0.0,) * len(MERCHANT_HISTORY)
+# A card's plain windows (days); its payments of the longest are kept, at most CARD_KEPT.
+CARD_WINDOWS: tuple[int, ...] = (1, 7, 30)
+_CARD_SPANS = tuple(w * 86_400_000 for w in CARD_WINDOWS)
+CARD_KEPT = 128
 
 FEATURE_NAMES: tuple[str, ...] = (
     "amount",
@@ -41,13 +58,16 @@ FEATURE_NAMES: tuple[str, ...] = (
     "card_amount_ratio",
     "card_new_merchant",
     "card_tx_total",
+    *(f"card_n_{w}d" for w in CARD_WINDOWS),
+    *(f"card_mean_{w}d" for w in CARD_WINDOWS),
     *(f"merchant_count_{w}" for w, _ in WINDOWS),
     "merchant_amount_mean_30d",
     "merchant_amount_ratio",
-    "merchant_fraud_rate",
-    "merchant_labeled_30d",
+    *MERCHANT_HISTORY,
 )
-FEATURE_VERSION = "v1"
+# v2: the merchant's fraud counts and rates over 1, 7 and 28 days of known outcomes; the
+# card's plain windows.
+FEATURE_VERSION = "v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +84,8 @@ class CardState:
     applied: tuple[str, ...] = ()  # its last transaction ids (a resend is not counted twice)
     partition: int = -1  # of the last event applied (a Kafka replay is not counted twice)
     offset: int = -1
+    times: tuple[float, ...] = ()  # its payments of the last 30 days, oldest first
+    amounts: tuple[float, ...] = ()
 
     def already_applied(self, partition: int, offset: int, txn: Mapping[str, Any]) -> bool:
         """A Kafka replay (at or below the last offset applied from this partition) or an
@@ -82,14 +104,28 @@ class CardState:
             list(self.recent),
             list(self.applied),
             [self.partition, self.offset],
+            list(self.times),
+            list(self.amounts),
         ]
 
     @classmethod
     def from_json(cls, v: Sequence[Any]) -> CardState:
-        """From its changelog form (a list; without the last event's origin before v1.1)."""
-        origin = v[7] if len(v) > 7 else (-1, -1)
+        """From its changelog form (a list; without the last event's origin before v1.1, its
+        recent payments before v2)."""
+        partition, offset = v[7] if len(v) > 7 else (-1, -1)
+        times, amounts = (tuple(v[8]), tuple(v[9])) if len(v) > 9 else ((), ())
         return cls(
-            v[0], tuple(v[1]), tuple(v[2]), v[3], int(v[4]), tuple(v[5]), tuple(v[6]), *origin
+            v[0],
+            tuple(v[1]),
+            tuple(v[2]),
+            v[3],
+            int(v[4]),
+            tuple(v[5]),
+            tuple(v[6]),
+            int(partition),
+            int(offset),
+            times,
+            amounts,
         )
 
 
@@ -144,17 +180,42 @@ def _add(ref: float, counts: list[float], sums: list[float], t: float, amount: f
         sums[i] += amount * k
 
 
+def _windows(times: tuple[float, ...], amounts: tuple[float, ...], t: float) -> list[float]:
+    """Counts, then mean amounts (0 without payments), of the payments in [t - w, t)."""
+    end = bisect_left(times, t)
+    counts: list[float] = []
+    means: list[float] = []
+    for span in _CARD_SPANS:
+        start = bisect_left(times, t - span, 0, end)
+        n = end - start
+        counts.append(float(n))
+        means.append(sum(amounts[start:end]) / n if n else 0.0)
+    return counts + means
+
+
+def _remember(
+    times: tuple[float, ...], amounts: tuple[float, ...], t: float, amount: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The payments with this one added (in time order), those older than the longest window
+    before the newest dropped, at most CARD_KEPT."""
+    at = bisect_right(times, t)
+    ts = (*times[:at], t, *times[at:])
+    am = (*amounts[:at], amount, *amounts[at:])
+    first = max(bisect_left(ts, ts[-1] - _CARD_SPANS[-1]), len(ts) - CARD_KEPT)
+    return (ts[first:], am[first:]) if first else (ts, am)
+
+
 def compute(
     txn: Mapping[str, Any],
     card: CardState | None,
     merchant: MerchantState | None,
-    merchant_fraud: tuple[float, float] = (0.0, 0.0),
+    merchant_history: Sequence[float] = NO_HISTORY,
     origin: tuple[int, int] = (-1, -1),
 ) -> tuple[list[float], CardState, MerchantState]:
     """Features of one transaction, and the card and merchant states after it.
 
-    merchant_fraud is (smoothed fraud rate, labeled count) from outcomes known before the
-    transaction's event time (see streams.merchant_risk); origin is the (partition, offset)
+    merchant_history holds the MERCHANT_HISTORY figures from outcomes known before the
+    transaction's event day (see streams.merchant_risk); origin is the (partition, offset)
     it was read from, remembered by the card to recognise a replay.
     """
     card = card or NEW_CARD
@@ -184,11 +245,11 @@ def compute(
         amount / (usual + 1.0) if usual is not None else 1.0,
         0.0 if merchant_id in recent else 1.0,
         float(min(card.total, 10_000)),
+        *_windows(card.times, card.amounts, t),
         *m_counts,
         merch_mean,
         amount / (merch_mean + 1.0),
-        merchant_fraud[0],
-        merchant_fraud[1],
+        *merchant_history,
     ]
 
     _add(c_ref, c_counts, c_sums, t, amount)
@@ -204,7 +265,9 @@ def compute(
         card.total + 1,
         (*recent[-(RECENT_MERCHANTS - 1) :], merchant_id),
         (*card.applied[-(REPLAY_MEMORY - 1) :], txn["transaction_id"]),
-        *origin,
+        origin[0],
+        origin[1],
+        *_remember(card.times, card.amounts, t, amount),
     )
     return features, new_card, MerchantState(m_ref, tuple(m_counts), tuple(m_sums))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from streamlearn.batch_retrain.train import train
 from streamlearn.batch_retrain.training_set import build_training_set
-from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.domain.features import FEATURE_NAMES, FEATURE_VERSION
 from streamlearn.foundation.store import Store
 
 DAY_MS = 86_400_000
@@ -113,7 +113,7 @@ def generate(store: Store, rows: int, *, seed: int = 7) -> int:
                    concat('card-', toString(n % 200000)),
                    concat('m-', toString(n % 5000)),
                    round(exp(3.5 + (cityHash64(n, {seed}) % 1000) / 400.0), 2),
-                   'EUR', 'v1',
+                   'EUR', '{FEATURE_VERSION}',
                    mapFromArrays([{names}], arrayMap(i -> {normal}, range({k}))),
                    0.0, 'none', now64(3), 0, n
             FROM (SELECT number + {first} AS n FROM numbers({n}))"""

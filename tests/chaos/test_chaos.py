@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,9 +22,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import NewTopic
 
+from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.foundation.kafka import admin
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store.access import worker_store
+from streamlearn.learners import checkpoint
+from streamlearn.learners.learner_set import LearnerSet
+from streamlearn.schemas import Serde
+from streamlearn.streams.learning import restore
 from streamlearn.tools import broker
 from streamlearn.tools.processes import WorkerProcess
 from tests.chaos.harness import (
@@ -47,6 +53,7 @@ from tests.integration.kafka_helpers import consume_all, produce, wait_until
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 CATCH_UP_S = scaled(90, 240)
+OUTCOME = Serde("Outcome")
 
 
 def verdict(
@@ -405,3 +412,179 @@ def poison(k: int, like: dict) -> tuple[bytes, bytes]:
         return f"poison-{k}".encode(), b"\xc3\x01" + bytes(8) + random.Random(k).randbytes(60_000)
     record = {**like, "transaction_id": f"poison-{k}", "device_id": "d" * 30_000}
     return f"poison-{k}".encode(), TXN.encode(record)
+
+
+QUERIES = (
+    "SELECT card_id, count(), sum(amount), avg(score) FROM streamlearn.transactions "
+    "GROUP BY card_id ORDER BY 2 DESC LIMIT 20",
+    "SELECT model_version, quantiles(0.5, 0.99)(score) FROM streamlearn.transactions "
+    "GROUP BY model_version",
+    "SELECT count() FROM streamlearn.transactions FINAL",
+    "SELECT 1",
+)
+
+
+@pytest.mark.timeout(scaled(180, 600))
+def test_query_storm_against_a_writing_worker(settings: Settings, tmp_path: Path) -> None:
+    """Analysts' read-only queries hammer the worker's store while it scores and writes: the
+    reads run on their own read-only session, so not one insert fails or waits (the session
+    the worker writes on must never be left read-only), and nothing is lost or doubled."""
+    n, queriers = scaled(3000, 20_000), 3
+    txns = transactions(n, seed=707)
+    started = time.monotonic()
+    proc = worker(settings, tmp_path / "worker.log").start()
+    producer = PacedProducer(settings, txns, rate_per_s=n / 15.0)
+    stop = threading.Event()
+    served = Counter[str]()
+
+    def storm(k: int) -> None:
+        store = worker_store(settings, readonly=True, timeout=60)
+        while not stop.is_set():
+            sql = QUERIES[(served[str(k)] + k) % len(QUERIES)]
+            store.query_rows(sql)
+            served[str(k)] += 1
+
+    threads = [threading.Thread(target=storm, args=(k,), daemon=True) for k in range(queriers)]
+    producer.start()
+    for t in threads:
+        t.start()
+    try:
+        producer.finish()
+        got = wait_stored(proc, n, timeout=CATCH_UP_S)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        status = proc.status()
+        assert proc.stop(timeout=60) == 0, f"see {proc.log_path}"
+        figures = store_figures(settings.store_url)
+    finally:
+        stop.set()
+        proc.kill()
+    queries = sum(served.values())
+    print(f"{queries} analyst queries during the run; store failures {status['store_failures']}")
+    assert queries >= 3 * queriers and status["store_failures"] == 0
+    verdict(
+        f"query storm ({queries} queries)",
+        txns,
+        queries,
+        [figures],
+        predicted(settings),
+        started,
+        producer.placed,
+        stalled=int(got < n),
+    )
+
+
+@pytest.mark.timeout(scaled(240, 900))
+def test_rebalance_while_outcomes_flow(settings: Settings, tmp_path: Path) -> None:
+    """A second worker joins, then leaves gracefully, while transactions and their outcomes
+    flow: each handover drains (rows, changelog, a learner checkpoint, commit) before the
+    partitions move, so every outcome is dealt with exactly once across the two workers (no
+    duplicate, none lost) — read from each worker's last learner checkpoint."""
+    n = scaled(2000, 16_000)
+    group = settings.with_overrides(partitions=4, early_outcome_wait_s=3.0, learner_checkpoint_s=3)
+    members = [
+        group.with_overrides(
+            worker_id=f"rebal-{i}",
+            state_dir=tmp_path / f"w{i}",
+            clickhouse_url=f"chdb://{tmp_path}/w{i}/ch",
+            web_port=free_port(),
+        )
+        for i in (1, 2)
+    ]
+    txns = transactions(n, seed=808)
+    started = time.monotonic()
+    first = worker(members[0], tmp_path / "worker-1.log").start()
+    producer = PacedProducer(group, txns, rate_per_s=n / 20.0)
+    outcomes = OutcomeSender(group, txns, lag=200, rate_per_s=n / 20.0)
+    producer.start()
+    outcomes.start()
+    second = worker(members[1], tmp_path / "worker-2.log")
+    try:
+        producer.wait_progress(0.3)
+        second.start()  # joins: a rebalance while both streams flow
+        producer.wait_progress(0.7)
+        assert second.stop(timeout=60) == 0  # leaves gracefully: another rebalance
+        producer.finish()
+        outcomes.finish()
+
+        def progress() -> bool:
+            s = first.status()
+            seen = (dealt_with(s), checkpointed(members[1]), s["parked_outcomes"], s["outcomes"])
+            return dealt_with(s) + seen[1][0] >= n
+
+        wait_until(progress, timeout=CATCH_UP_S, interval=5, what=f"{n} outcomes dealt with")
+        assert first.stop(timeout=60) == 0
+        stores = [store_figures(s.store_url) for s in members]
+    finally:
+        first.kill()
+        second.kill()
+    handled = [checkpointed(s) for s in members]
+    print(f"outcomes dealt with per worker (dealt, duplicates): {handled}")
+    assert sum(h[0] for h in handled) == n, handled
+    assert sum(h[1] for h in handled) == 0, handled
+    verdict(
+        "rebalance x2 with outcomes", txns, 2, stores, predicted(group), started, producer.placed
+    )
+
+
+def dealt_with(status: dict) -> int:
+    keys = ("learned", "expired_outcomes", "unknown_outcomes")
+    return sum(int(status.get(k) or 0) for k in keys)
+
+
+def checkpointed(member: Settings) -> tuple[int, int]:
+    """(outcomes dealt with, duplicates) as the worker's last learner checkpoint holds them."""
+    learners = LearnerSet(member.learners, FEATURE_NAMES)
+    path = checkpoint.checkpoint_path(member.state_dir, member.worker_id)
+    key = checkpoint.checkpoint_key(member.state_dir, None)
+    restored = restore(path, key, learners)
+    if restored is None:
+        return 0, 0
+    state, _ = restored
+    loop = state.get("loop_counters", {})
+    unlearned = int(loop.get("expired_outcomes", 0)) + int(loop.get("unknown_outcomes", 0))
+    counters = learners.counters
+    return counters["learned"] + unlearned, counters["duplicate"] + counters["conflicting"]
+
+
+class OutcomeSender(threading.Thread):
+    """An outcome for every transaction, `lag` transactions behind them, at a steady rate."""
+
+    def __init__(self, settings: Settings, txns: list[dict], *, lag: int, rate_per_s: float):
+        super().__init__(daemon=True, name="chaos-outcomes")
+        self.settings, self.txns, self.lag, self.rate = settings, txns, lag, rate_per_s
+        self.sent = 0
+
+    def run(self) -> None:
+        time.sleep(self.lag / self.rate)
+        topic = self.settings.topic("outcomes")
+        start = time.monotonic()
+        for i in range(0, len(self.txns), 50):
+            ahead = start + i / self.rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+            chunk = self.txns[i : i + 50]
+            at = int(time.time() * 1000)
+            produce(
+                self.settings,
+                topic,
+                [
+                    (
+                        t["transaction_id"].encode(),
+                        OUTCOME.encode(
+                            {
+                                "transaction_id": t["transaction_id"],
+                                "is_fraud": j % 11 == 0,
+                                "event_time": at,
+                            }
+                        ),
+                    )
+                    for j, t in enumerate(chunk, start=i)
+                ],
+            )
+            self.sent += len(chunk)
+
+    def finish(self, timeout: float = 320) -> None:
+        self.join(timeout)
+        assert self.sent == len(self.txns), f"{self.sent} of {len(self.txns)} outcomes sent"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from streamlearn.learners.blend import Blend
+from streamlearn.learners.blend import Blend, BlendGuard
 
 COMPONENTS = ("lightgbm", "river_lr", "river_hst")
 
@@ -103,3 +103,57 @@ def test_an_older_sgd_blend_from_a_checkpoint_keeps_its_weights_and_learns_on() 
     cols, y = stream(500, seed=8, good="river_lr")
     prequential(old, cols, y)
     assert old.labels == 500 and old.score_batch(cols, 500).shape == (500,)
+
+
+def test_guard_needs_enough_frauds_before_it_lets_the_blend_serve() -> None:
+    guard = BlendGuard(window=100, min_positives=5)
+    for i in range(50):
+        guard.update(i % 25 == 0, 0.5, 0.5)  # two frauds
+    assert not guard.decide() and "2 frauds among the last 50 labels" in guard.reason
+
+
+def test_guard_serves_the_blend_within_its_tolerance_only() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.1
+    champion = np.where(y, 0.9, 0.1) + rng.normal(0, 0.3, 400)
+    blend = champion + rng.normal(0, 0.3, 400)  # a noisier ranking: lower AP
+    strict = BlendGuard(window=400)
+    lenient = BlendGuard(window=400, tolerance=1.0, margin=-1.0)
+    for g in (strict, lenient):
+        for a, b, c in zip(y, blend, champion, strict=True):
+            g.update(bool(a), float(b), float(c))
+    assert not strict.decide() and strict.reason.startswith("champion: blend AP")
+    assert strict.figures["blend_ap"] < strict.figures["champion_ap"]
+    assert lenient.decide() and lenient.reason.startswith("blend: blend AP")
+
+
+def test_guard_switches_with_hysteresis_lead_by_margin_then_trail_by_tolerance() -> None:
+    guard = BlendGuard(window=100, min_positives=1, margin=0.1, tolerance=0.05)
+    # One fraud in ten; the champion ranks one legit of ten above the frauds (AP 0.5).
+    champion = [0.6 if i % 10 == 0 else 0.7 if i % 10 == 1 else 0.5 for i in range(100)]
+    blends = {
+        "better": [0.9 if i % 10 == 0 else 0.5 for i in range(100)],  # AP 1.0
+        "equal": champion,  # AP 0.5
+        "worse": [0.6 if i % 10 == 0 else 0.7 if i % 10 in (1, 2) else 0.5 for i in range(100)],
+    }
+
+    def serves_blend_after(kind: str) -> bool:
+        for i in range(100):
+            guard.update(i % 10 == 0, blends[kind][i], champion[i])
+        return guard.decide()
+
+    assert not serves_blend_after("equal")  # no lead: the champion stays
+    assert serves_blend_after("better")  # a lead of 0.5 >= 0.1
+    assert serves_blend_after("equal")  # trails by 0 <= 0.05: the blend stays
+    assert not serves_blend_after("worse")  # AP 1/3: trails by 0.17 > 0.05
+    assert not serves_blend_after("equal")
+
+
+def test_guard_compares_only_the_last_window_of_labels() -> None:
+    guard = BlendGuard(window=200, min_positives=5, margin=0.0)
+    for i in range(1000):
+        y = i % 10 == 0
+        good = 0.9 if y else 0.1
+        bad = 0.1 if y else 0.9
+        guard.update(y, bad if i < 800 else good, good)  # the blend recovered lately
+    assert guard.decide() and guard.figures["labels"] == 200.0

@@ -1,4 +1,4 @@
-"""The store on embedded chdb: idempotent DDL, token dedup, the labels view, predictions_mv."""
+"""The store on embedded chdb: idempotent DDL, token dedup, the labels view, keyed tables."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.store import DATABASE, Store, batch_token, redact_url
+from streamlearn.foundation.store.tables import PREDICTION_COLUMN_NAMES
 from streamlearn.foundation.store.tables import TRANSACTION_COLUMN_NAMES as TXN_COLUMNS
 from streamlearn.streams.outcomes import OUTCOME_COLUMNS
 
@@ -86,7 +87,7 @@ def test_migrate_twice_is_idempotent(store: Store) -> None:
     assert sorted(store.query_rows(f"SHOW TABLES FROM {DATABASE}")[1]) == tables
     assert schema() == columns
     names = {t[0] for t in tables}
-    assert {"transactions", "predictions", "predictions_mv", "outcomes", "labels"} <= names
+    assert {"transactions", "predictions", "outcomes", "labels"} <= names
     assert {"models", "drift_events", "dead_letters"} <= names
 
 
@@ -147,32 +148,63 @@ def test_labels_resolve_a_conflicting_outcome_to_the_latest(store: Store) -> Non
     assert [bool(by_id[t][4]) for t in (chargeback, reversal, plain)] == [True, True, False]
 
 
-def test_predictions_mv_fills_predictions_from_a_transactions_insert(store: Store) -> None:
+def test_one_row_per_transaction_under_final_however_it_was_rescored(store: Store) -> None:
+    """S9: a rescoring under another champion, or an upstream resend with a corrected time in
+    the same month, is one transaction: one row in transactions and in predictions (FINAL)."""
     tid = uid()
-    store.insert("transactions", [txn_row(tid, score=0.875)], TXN_COLUMNS, token=f"mv:{tid}")
-    _, rows = store.query_rows(
-        "SELECT transaction_id, event_time, card_id, score, model_version, lightgbm_score, "
-        "river_score, scores FROM streamlearn.predictions WHERE transaction_id = {t:String}",
-        {"t": tid},
-    )
-    assert len(rows) == 1 and utc(rows[0][1]) == T0
-    assert rows[0][:1] + rows[0][2:] == (
-        tid,
-        "card-1",
-        0.875,
-        "v20260101T000000-abcdef",
-        0.875,
-        None,
-        {"lightgbm": 0.875},
-    )
+    first = txn_row(tid)
+    again = txn_row(tid, score=0.5)
+    again[1] = T0 + dt.timedelta(hours=3)  # corrected event time
+    again[16] = "v20260102T000000-fedcba"  # another champion
+    store.insert("transactions", [first], TXN_COLUMNS, token=f"rs-a:{tid}")
+    store.insert("transactions", [again], TXN_COLUMNS, token=f"rs-b:{tid}")
+    names = [c for c in TXN_COLUMNS if c in PREDICTION_COLUMN_NAMES]
+    for row in (first, again):
+        picked = [v for c, v in zip(TXN_COLUMNS, row, strict=True) if c in names]
+        store.insert("predictions", [picked], names, token=f"p:{row[16]}:{tid}")
+    for table in ("transactions", "predictions"):
+        sql = (
+            f"SELECT model_version FROM streamlearn.{table} FINAL "
+            "WHERE transaction_id = {t:String}"
+        )
+        _, rows = store.query_rows(sql, {"t": tid})
+        assert rows == [("v20260102T000000-fedcba",)], table  # the latest scoring
 
 
-def test_a_deduplicated_retry_does_not_duplicate_predictions(store: Store) -> None:
+def test_a_store_of_the_older_layout_is_rebuilt_under_the_transaction_key(store: Store) -> None:
+    """Stores made before: predictions keyed by model version and fed by a view; migrate
+    rebuilds the table (rows kept) and drops the view."""
     tid = uid()
-    for _ in range(2):
-        store.insert("transactions", [txn_row(tid)], TXN_COLUMNS, token=f"mv-retry:{tid}")
-    sql = "SELECT count() FROM streamlearn.predictions WHERE transaction_id = {t:String}"
+    store.command(f"DROP TABLE {DATABASE}.predictions")
+    store.command(
+        f"""CREATE TABLE {DATABASE}.predictions (transaction_id String,
+        event_time DateTime64(3, 'UTC'), card_id String, score Float64,
+        model_version LowCardinality(String), lightgbm_score Nullable(Float64),
+        river_score Nullable(Float64), scores Map(LowCardinality(String), Float64),
+        scored_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree
+        PARTITION BY toYYYYMM(event_time)
+        ORDER BY (toDate(event_time), model_version, transaction_id)"""
+    )
+    store.command(
+        f"""CREATE MATERIALIZED VIEW {DATABASE}.predictions_mv TO {DATABASE}.predictions AS
+        SELECT transaction_id, event_time, card_id, score, model_version, lightgbm_score,
+        river_score, scores, scored_at FROM {DATABASE}.transactions"""
+    )
+    first, again = txn_row(tid), txn_row(tid, score=0.5)
+    again[16] = "v20260102T000000-fedcba"
+    store.insert("transactions", [first], TXN_COLUMNS, token=f"old-a:{tid}")
+    store.insert("transactions", [again], TXN_COLUMNS, token=f"old-b:{tid}")
+    sql = "SELECT count() FROM streamlearn.predictions FINAL WHERE transaction_id = {t:String}"
+    assert count(store, sql, t=tid) == 2  # the old key: one row per model version
+    store.migrate()
     assert count(store, sql, t=tid) == 1
+    _, rows = store.query_rows(
+        "SELECT sorting_key FROM system.tables "
+        "WHERE database = 'streamlearn' AND name = 'predictions'"
+    )
+    assert rows == [("transaction_id",)]
+    names = {r[0] for r in store.query_rows(f"SHOW TABLES FROM {DATABASE}")[1]}
+    assert "predictions_mv" not in names and "predictions_rekeyed" not in names
 
 
 def test_bad_sql_is_store_unavailable_in_one_line(store: Store) -> None:

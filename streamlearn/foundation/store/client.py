@@ -9,13 +9,16 @@ batch never shows twice in the views analysts query.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from streamlearn.foundation.errors import StoreUnavailable
-from streamlearn.foundation.store.tables import DATABASE, DDL
+from streamlearn.foundation.store.tables import DATABASE, DDL, KEYED, KeyedTable
 from streamlearn.foundation.store.urls import redact_url
+
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -74,9 +77,39 @@ class Store:
         return settings or None
 
     def migrate(self) -> None:
-        """Create the database, tables and views if missing (idempotent)."""
-        for statement in DDL:
+        """Create the database, tables and views if missing (idempotent); rebuild a keyed
+        table whose key predates the current one."""
+        self.command(DDL[0])
+        for table in KEYED.values():
+            self._rekey(table)
+        for statement in DDL[1:]:
             self.command(statement)
+
+    def _rekey(self, table: KeyedTable) -> None:
+        _, rows = self.query_rows(
+            "SELECT sorting_key FROM system.tables "
+            "WHERE database = {db:String} AND name = {t:String}",
+            {"db": DATABASE, "t": table.name},
+        )
+        if not rows or rows[0][0] == table.order_by:
+            return
+        log.warning(
+            "rebuilding %s.%s under the key (%s) (was (%s)): one row per transaction",
+            DATABASE,
+            table.name,
+            table.order_by,
+            rows[0][0],
+        )
+        new = f"{table.name}_rekeyed"
+        columns = ", ".join(c.name for c in table.columns)
+        self.command(f"DROP TABLE IF EXISTS {DATABASE}.{new}")
+        self.command(table.ddl(new))
+        self.command(
+            f"INSERT INTO {DATABASE}.{new} ({columns}) SELECT {columns} "
+            f"FROM {DATABASE}.{table.name} FINAL"
+        )
+        self.command(f"EXCHANGE TABLES {DATABASE}.{new} AND {DATABASE}.{table.name}")
+        self.command(f"DROP TABLE {DATABASE}.{new}")
 
     def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
         with self._lock:

@@ -49,6 +49,60 @@ TRANSACTION_COLUMNS: tuple[Column, ...] = (
 )
 
 TRANSACTION_COLUMN_NAMES = tuple(c.name for c in TRANSACTION_COLUMNS)
+PREDICTION_COLUMN_NAMES = (
+    "transaction_id",
+    "event_time",
+    "card_id",
+    "score",
+    "model_version",
+    "lightgbm_score",
+    "river_score",
+    "scores",
+    "scored_at",
+)
+PREDICTION_COLUMNS = tuple(c for c in TRANSACTION_COLUMNS if c.name in PREDICTION_COLUMN_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedTable:
+    """A ReplacingMergeTree whose key is a transaction's identity: one row per transaction
+    under FINAL, however often it was scored (a replay, a rescoring under another champion,
+    an upstream resend with a corrected event time in the same month). Monthly partitions keep
+    time ranges cheap for retraining; a correction that moves a transaction to another month
+    is the one case left with two rows (README, Known limits). A store made with an older key
+    is rebuilt under this one by `Store.migrate` (copied, then swapped in)."""
+
+    name: str
+    columns: tuple[Column, ...]
+    indexes: tuple[str, ...]
+    order_by: str = "transaction_id"
+
+    def ddl(self, name: str | None = None) -> str:
+        return create_table(
+            name or self.name,
+            self.columns,
+            indexes=self.indexes,
+            engine="ReplacingMergeTree",
+            tail=f"PARTITION BY toYYYYMM(event_time)\n    ORDER BY {self.order_by}\n"
+            f"    SETTINGS {DEDUP}",
+        )
+
+
+KEYED = {
+    "transactions": KeyedTable(
+        "transactions",
+        TRANSACTION_COLUMNS,
+        (
+            "INDEX idx_card card_id TYPE bloom_filter GRANULARITY 4",
+            "INDEX idx_model model_version TYPE set(256) GRANULARITY 4",
+        ),
+    ),
+    "predictions": KeyedTable(
+        "predictions",
+        PREDICTION_COLUMNS,
+        (),
+    ),
+}
 
 
 def create_table(
@@ -75,39 +129,12 @@ def arrow_table(columns: Sequence[Column], data: Mapping[str, Any]) -> pa.Table:
 DDL: tuple[str, ...] = (
     f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
     # One row per scored transaction: the event, the exact feature vector used, every score.
-    create_table(
-        "transactions",
-        TRANSACTION_COLUMNS,
-        indexes=(
-            "INDEX idx_txn transaction_id TYPE bloom_filter GRANULARITY 4",
-            "INDEX idx_model model_version TYPE set(256) GRANULARITY 4",
-        ),
-        engine="ReplacingMergeTree",
-        tail=f"""PARTITION BY toYYYYMM(event_time)
-    ORDER BY (toDate(event_time), card_id, event_time, transaction_id)
-    SETTINGS {DEDUP}""",
-    ),
-    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.predictions (
-        transaction_id String,
-        event_time DateTime64(3, 'UTC'),
-        card_id String,
-        score Float64,
-        model_version LowCardinality(String),
-        lightgbm_score Nullable(Float64),
-        river_score Nullable(Float64),
-        scores Map(LowCardinality(String), Float64),
-        scored_at DateTime64(3, 'UTC'),
-        INDEX idx_txn transaction_id TYPE bloom_filter GRANULARITY 4
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(event_time)
-    ORDER BY (toDate(event_time), model_version, transaction_id)
-    SETTINGS {DEDUP}""",
-    # The served predictions follow every insert into transactions: one write per batch.
-    f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.predictions_mv
-    TO {DATABASE}.predictions AS
-    SELECT transaction_id, event_time, card_id, score, model_version, lightgbm_score,
-           river_score, scores, scored_at
-    FROM {DATABASE}.transactions""",
+    KEYED["transactions"].ddl(),
+    # The served predictions, written by the worker beside each transactions insert.
+    KEYED["predictions"].ddl(),
+    # Stores made before: the predictions now come from the worker's own insert (a view fed
+    # by transactions never ran again for a retry that ClickHouse deduplicated at the source).
+    f"DROP VIEW IF EXISTS {DATABASE}.predictions_mv",
     # Every outcome received; exact repeats collapse, a conflicting later outcome is kept too.
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.outcomes (
         transaction_id String,

@@ -12,7 +12,7 @@ from streamlearn.batch_retrain.gate import GateConfig
 from streamlearn.batch_retrain.pipeline import decide, run_retrain
 from streamlearn.batch_retrain.train import train
 from streamlearn.batch_retrain.training_set import Split, TrainingSet
-from streamlearn.domain.features import FEATURE_NAMES
+from streamlearn.domain.features import FEATURE_NAMES, FEATURE_VERSION
 from streamlearn.domain.release import build_release, resign
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
@@ -106,7 +106,9 @@ def fill_store(store: Store, n: int = 6000) -> None:
     for i in range(n):
         at = T0 + dt.timedelta(minutes=3 * i)
         features = dict(zip(FEATURE_NAMES, X[i].tolist(), strict=True))
-        rows.append([f"t{i}", at, f"c{i % 50}", "m", 1.0, "EUR", "v1", features, at, 0, i])
+        rows.append(
+            [f"t{i}", at, f"c{i % 50}", "m", 1.0, "EUR", FEATURE_VERSION, features, at, 0, i]
+        )
         if y[i]:
             outcomes.append([f"t{i}", True, at + dt.timedelta(hours=6), at, 0, i])
     # Columns left out take their defaults (empty scores, NULL country, ...).

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from streamlearn.batch_retrain.training_set import build_training_set
+from streamlearn.domain.features import FEATURE_VERSION
 from streamlearn.foundation.errors import NotEnoughData
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.tables import TRANSACTION_COLUMN_NAMES as TXN_COLUMNS
@@ -31,7 +32,7 @@ def txn_row(tid: str, at: dt.datetime, features: dict[str, float], offset: int =
         None,
         "pos",
         None,
-        "v1",
+        FEATURE_VERSION,
         features,
         0.0,
         None,

@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamlearn.domain.features import (
+    CARD_KEPT,
     FEATURE_NAMES,
+    MERCHANT_HISTORY,
     NO_PREVIOUS_S,
     RECENT_MERCHANTS,
     CardState,
@@ -206,9 +208,39 @@ def test_merchant_state_is_independent_per_key() -> None:
     assert merchants["quiet"].counts == (1.0,) * 4
 
 
-def test_merchant_fraud_rate_is_passed_through() -> None:
-    f = as_dict(compute(txn(T0), None, None, merchant_fraud=(0.125, 40.0))[0])
-    assert f["merchant_fraud_rate"] == 0.125 and f["merchant_labeled_30d"] == 40.0
+def test_merchant_history_is_passed_through_in_its_order() -> None:
+    values = tuple(float(k) for k in range(len(MERCHANT_HISTORY)))
+    f = as_dict(compute(txn(T0), None, None, values)[0])
+    assert [f[name] for name in MERCHANT_HISTORY] == list(values)
+
+
+def test_card_plain_windows_count_and_average_the_payments_before_it() -> None:
+    card = None
+    for at, amount in ((T0 - 20 * DAY, 100.0), (T0 - 3 * DAY, 10.0), (T0 - HOUR, 30.0)):
+        _, card, _ = compute(txn(at, amount), card, None)
+    f = as_dict(compute(txn(T0, 999.0), card, None)[0])
+    assert (f["card_n_1d"], f["card_n_7d"], f["card_n_30d"]) == (1.0, 2.0, 3.0)
+    assert (f["card_mean_1d"], f["card_mean_7d"]) == (30.0, 20.0)
+    assert f["card_mean_30d"] == pytest.approx(140.0 / 3)
+    fresh = as_dict(compute(txn(T0), None, None)[0])
+    assert fresh["card_n_30d"] == 0.0 and fresh["card_mean_30d"] == 0.0
+
+
+def test_card_keeps_its_last_30_days_in_order_even_with_late_payments() -> None:
+    card = None
+    for at in (T0, T0 + 40 * DAY, T0 + 39 * DAY, T0 + 41 * DAY):
+        _, card, _ = compute(txn(at), card, None)
+    assert card is not None and card.times == (T0 + 39 * DAY, T0 + 40 * DAY, T0 + 41 * DAY)
+    for k in range(300):
+        _, card, _ = compute(txn(T0 + 42 * DAY + k * 1000), card, None)
+    assert len(card.times) == CARD_KEPT and card.times[-1] == T0 + 42 * DAY + 299_000
+
+
+def test_card_state_from_before_v2_has_no_recent_payments() -> None:
+    old = [1.0, [0.0] * 4, [0.0] * 4, 5.0, 3, ["m"], ["t"], [0, 7]]
+    assert CardState.from_json(old).times == ()
+    _, card, _ = compute(txn(T0), None, None)
+    assert CardState.from_json(card.to_json()) == card
 
 
 def test_compute_does_not_mutate_the_states_it_is_given() -> None:
@@ -220,7 +252,7 @@ def test_compute_does_not_mutate_the_states_it_is_given() -> None:
 
 
 def test_fresh_states_are_empty() -> None:
-    assert CardState().to_json() == [None, [0.0] * 4, [0.0] * 4, None, 0, [], [], [-1, -1]]
+    assert CardState().to_json() == [None, [0.0] * 4, [0.0] * 4, None, 0, [], [], [-1, -1], [], []]
     assert MerchantState().to_json() == [None, [0.0] * 4, [0.0] * 4]
 
 

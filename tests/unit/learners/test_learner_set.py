@@ -33,10 +33,14 @@ def test_serves_lr_then_champion_then_blend_and_names_drifted_features() -> None
     assert source == "lightgbm" and np.array_equal(served, lgbm)
     rng = np.random.default_rng(3)
     for i in range(400):
-        y = bool(rng.random() < 0.05)
-        learners.learn(f"t{i}", batch(1, 10 + i)[0], {"lightgbm": 0.9 if y else 0.01}, y, 0, 0)
+        y = bool(rng.random() < 0.1)
+        s = 0.9 if y else 0.01
+        champion = float(rng.random())  # the blend ranks better than the champion
+        row = batch(1, 10 + i)[0]
+        learners.learn(f"t{i}", row, {"lightgbm": champion, "blend": s}, y, 0, 0)
     assert scored(learners, batch(500, 4), lgbm, "v1")[2] == "blend"
     assert learners.served_source == "blend"
+    assert learners.status()["served_why"].startswith("blend: blend AP 1.0000 vs champion")
     for i in range(REFERENCE_ROWS // 500 + 12):
         m = batch(500, 100 + i, shift=3.0 if i > REFERENCE_ROWS // 500 else 0.0)
         scored(learners, m, lgbm, "v1", t=i)
@@ -102,3 +106,37 @@ def test_data_drift_reference_follows_the_champion_release() -> None:
     assert learners.status()["drift_reference"] == "first 5000 events"
     assert learners.data_drift is not None and first_events is not None
     assert learners.data_drift.reference[0] is first_events.reference[0]
+
+
+def learn_pairs(learners: LearnerSet, n: int, blend_good: bool, seed: int = 5) -> None:
+    """n labels: the champion ranks well, the blend perfectly (good) or at random."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        y = bool(rng.random() < 0.1)
+        champion = float(np.clip((0.6 if y else 0.2) + rng.normal(0, 0.2), 0.01, 0.99))
+        blend = (0.8 if y else 0.02) if blend_good else float(rng.random())
+        row = batch(1, 1000 + i)[0]
+        learners.learn(f"{seed}-{i}", row, {"lightgbm": champion, "blend": blend}, y, 0, 0)
+
+
+def test_a_blend_that_trails_the_champion_on_recent_labels_is_not_served() -> None:
+    learners = LearnerSet("lr", FEATURE_NAMES)
+    lgbm = np.full(50, 0.02)
+    learn_pairs(learners, 600, blend_good=False)
+    assert learners.blend.ready
+    _, served, source = scored(learners, batch(50, 4), lgbm, "v1")
+    assert source == "lightgbm" and np.array_equal(served, lgbm)
+    why = learners.status()["served_why"]
+    assert why.startswith("champion: blend AP") and "once it leads by 0.02" in why
+    guard = learners.status()["blend"]["guard"]
+    assert guard["champion_ap"] > guard["blend_ap"] + 0.3
+    # Once the blend clearly leads on the window of recent labels, it is served.
+    learn_pairs(learners, 2000, blend_good=True, seed=6)
+    assert scored(learners, batch(50, 5), lgbm, "v1")[2] == "blend"
+
+
+def test_without_a_champion_the_ready_blend_is_served_unguarded() -> None:
+    learners = LearnerSet("lr", FEATURE_NAMES)
+    learn_pairs(learners, 600, blend_good=False)
+    assert scored(learners, batch(50, 4), None, "none")[2] == "blend"
+    assert learners.status()["served_why"] == "no champion yet: the blend of the learners"
