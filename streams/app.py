@@ -33,7 +33,6 @@ DRIFT_INTERVAL_S = 5.0
 DEAD_LETTERS_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
-FINAL_FLUSH_S = 5.0  # at a graceful stop: inference cost and online metrics not yet written
 
 
 class DrainingApp(faust.App):
@@ -245,6 +244,7 @@ def _agents(
 
 def _timers(app: DrainingApp, settings: Settings, running: Running, parts: WorkerParts) -> None:
     usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
+    cost = (parts.sink, parts.stats, usage)
     status = StatusCache(parts, running)
     register_views(app, parts, running, status)
 
@@ -280,15 +280,13 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
         consumer = fastpath.consumer_of(app)
         release(parts.held, published.saved_covered, consumer.ack_batch, consumer.assignment)
 
-    async def flush_metrics() -> None:
-        snapshot = parts.learning.published.status.get("online_metrics", {})
-        await flush_online_metrics(parts.sink, snapshot, usage.worker)
-
     async def on_drained() -> None:
         await checkpoint_now()
-        if app.should_stop:  # the last minute's cost and metrics, bounded (a store outage)
-            last = asyncio.gather(flush_usage(parts.sink, parts.stats, usage), flush_metrics())
-            await _within(last, FINAL_FLUSH_S)
+        if app.should_stop:  # the last cost and metrics too, bounded: a store outage
+            metrics = parts.learning.published.status.get("online_metrics", {})
+            last = flush_online_metrics(parts.sink, metrics, usage.worker)
+            if not await _within(asyncio.gather(flush_usage(*cost), last), 5.0):
+                log.warning("the last inference cost and online metrics were not written")
 
     app.on_drained = on_drained
 
@@ -307,7 +305,7 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
 
     @app.timer(interval=settings.usage_flush_s)
     async def write_usage() -> None:
-        await flush_usage(parts.sink, parts.stats, usage)
+        await flush_usage(*cost)
 
     @app.timer(interval=DRIFT_INTERVAL_S)
     async def write_drift() -> None:
@@ -319,7 +317,8 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
 
     @app.timer(interval=METRICS_INTERVAL_S)
     async def write_online_metrics() -> None:
-        await flush_metrics()
+        snapshot = parts.learning.published.status.get("online_metrics", {})
+        await flush_online_metrics(parts.sink, snapshot, usage.worker)
 
     @app.timer(interval=settings.learner_checkpoint_s)
     async def checkpoint_learners() -> None:

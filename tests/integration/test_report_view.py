@@ -19,6 +19,7 @@ from streamlearn.streams.sink import StoreSink
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import OutcomeDelays, Simulator
 from streamlearn.tools.simulate.replay import Replayer
+from tests.integration.kafka_helpers import wait_until
 from tests.integration.report_data import seed
 
 IMAGE = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"')
@@ -105,6 +106,9 @@ def test_the_worker_serves_its_report_page(settings: Settings, tmp_path: Path) -
         assert status == 403 and b"not this worker's address" in body
         status, _, body = get(url, Origin="http://attacker.example")
         assert status == 403 and b"cross-origin" in body
+        # The online metrics the learning thread publishes (every 2 s) once it has learned.
+        worker.wait_for("learned", replayer.counts.outcomes, timeout=60)
+        wait_until(lambda: worker.status().get("online_metrics"), timeout=30, what="metrics")
     finally:
         assert worker.stop() == 0
     # A graceful stop writes the online metrics it has not written yet (the timer's first turn
