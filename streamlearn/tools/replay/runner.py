@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from streamlearn.batch_retrain.pipeline import run_retrain
-from streamlearn.foundation.clock import now_ms
-from streamlearn.foundation.errors import NotEnoughData, StreamlearnError
+from streamlearn.foundation.clock import DAY_MS, now_ms
+from streamlearn.foundation.errors import ConfigError, NotEnoughData, StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store.access import RemoteStore, worker_store
 from streamlearn.tools.replay import schedule
@@ -37,6 +37,11 @@ def plan(history: History, options: ReplayOptions, wall_ms: int) -> Plan:
     )
     times = frame["event_time"].to_numpy()
     first, last = int(times[0]), int(times[-1])
+    if schedule.scored_start(first, options.warmup_ms) > last:
+        raise ConfigError(
+            f"--warmup {options.warmup_ms / DAY_MS:g}d leaves nothing to score: "
+            f"{history.path.name} spans {(last - schedule.origin(first)) / DAY_MS:.1f} days"
+        )
     points = schedule.retrain_points(first, last, options.warmup_ms, options.retrain_every_ms)
     steps = schedule.steps(
         times,
