@@ -37,6 +37,16 @@ METRICS_INTERVAL_S = 60.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
 
 
+async def _within(coro: Any, timeout: float) -> bool:
+    """Run coro for at most timeout seconds; False (and cancelled, not awaited) if late."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        return False
+    return task.exception() is None
+
+
 @dataclass
 class Running:
     """What exists once the app is built: the Faust objects and the parts wired to them."""
@@ -182,7 +192,7 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
     usage = UsageMeter(f"{settings.worker_id}@{socket.gethostname()}:{os.getpid()}")
     status = StatusCache(parts, running)
     register_views(app, parts, running, status, worker_metrics(parts, running))
-    _checkpoints(app, settings, parts, status)
+    _checkpoints(app, settings, parts, status, usage)
 
     @app.timer(interval=settings.merchant_risk_refresh_s)
     async def refresh_merchant_risk() -> None:
@@ -216,7 +226,11 @@ def _timers(app: DrainingApp, settings: Settings, running: Running, parts: Worke
 
 
 def _checkpoints(
-    app: DrainingApp, settings: Settings, parts: WorkerParts, status: StatusCache
+    app: DrainingApp,
+    settings: Settings,
+    parts: WorkerParts,
+    status: StatusCache,
+    usage: UsageMeter,
 ) -> None:
     """The learning thread, its checkpoints, and the outcome acks they release."""
 
@@ -252,7 +266,16 @@ def _checkpoints(
         consumer = fastpath.consumer_of(app)
         release(parts.held, published.saved_covered, consumer.ack_batch, consumer.assignment)
 
-    app.on_drained = checkpoint_now
+    async def on_drained() -> None:
+        await checkpoint_now()
+        if app.should_stop:  # the last cost and metrics too, bounded: a store outage
+            metrics = parts.learning.published.status.get("online_metrics", {})
+            last = flush_online_metrics(parts.sink, metrics, usage.worker)
+            flushes = asyncio.gather(flush_usage(parts.sink, parts.stats, usage), last)
+            if not await _within(flushes, 5.0):
+                log.warning("the last inference cost and online metrics were not written")
+
+    app.on_drained = on_drained
 
     @app.task
     async def start_learning() -> None:

@@ -25,6 +25,7 @@ from streamlearn.foundation.errors import InvalidRecord
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import batch_token
 from streamlearn.schemas import SchemaError, Serde
+from streamlearn.streams.clock import EventClock
 from streamlearn.streams.fastpath import Batch
 from streamlearn.streams.label_join import UNLEARNED_COLUMNS, Example, LabelJoin, Logged
 from streamlearn.streams.learning import LearningThread
@@ -83,6 +84,7 @@ class Outcomes:
             outcome_max_age_days(settings.max_event_age_days, settings.label_horizon_days) * DAY_MS
         )
         self.max_future_ms = settings.max_event_future_s * 1000
+        self.clock = EventClock(settings.clock, self.max_future_ms)
 
     async def process(self, batch: Batch) -> None:
         """Store the batch's valid outcomes, learn each once from what was served for it."""
@@ -113,7 +115,8 @@ class Outcomes:
                 await asyncio.sleep(0)
             try:
                 outcome = self.decode(record.value)
-                check_outcome(outcome, now_ms, self.max_age_ms, self.max_future_ms)
+                now = self.clock.now(batch.partition, outcome.get("event_time"), now_ms)
+                check_outcome(outcome, now, self.max_age_ms, self.max_future_ms)
             except (SchemaError, InvalidRecord) as exc:
                 stage = "decode" if isinstance(exc, SchemaError) else "validate"
                 letter = DeadLetter(

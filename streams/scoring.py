@@ -26,6 +26,7 @@ from streamlearn.foundation.errors import InvalidRecord
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import SchemaError, Serde
 from streamlearn.streams.champion import Champion, ModelSlot
+from streamlearn.streams.clock import EventClock
 from streamlearn.streams.fastpath import Batch
 from streamlearn.streams.label_join import LabelJoin, logged_entry
 from streamlearn.streams.learning import LearningThread
@@ -86,6 +87,7 @@ class Scorer:
         # /metrics' latency histogram (streams/metrics.py), filled a slice at a time; None
         # with STREAMLEARN_METRICS_ENABLED=false.
         self.latency_histogram: LatencyHistogram | None = None
+        self.clock = EventClock(settings.clock, self.max_future_ms)
 
     async def score(self, batch: Batch) -> None:
         """Score a partition's batch slice by slice; each slice is acked once durable."""
@@ -120,7 +122,8 @@ class Scorer:
         for record in part.records:
             try:
                 txn = self.decode(record.value)
-                check_transaction(txn, now_ms, self.max_age_ms, self.max_future_ms)
+                now = self.clock.now(partition, txn.get("event_time"), now_ms)
+                check_transaction(txn, now, self.max_age_ms, self.max_future_ms)
             except (SchemaError, InvalidRecord) as exc:
                 self._dead_letter(part, record, exc, deliveries)
                 letters += 1

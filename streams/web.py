@@ -13,6 +13,7 @@ import faust
 from faust.web import Request, Response, View
 
 from streamlearn.streams.health import gather_facts, liveness, readiness
+from streamlearn.streams.report_view import register_report_view
 from streamlearn.streams.store_access import local_refusal, peer_of, register_store_views
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ def register_views(
 
     register_ops_views(app, parts, running, metrics)
     register_store_views(app, parts.settings, parts.sink)
+    register_report_view(app, parts)
 
 
 def register_ops_views(

@@ -92,6 +92,11 @@ VERBS: dict[str, Verb] = {
         "report",
         "Charts of what the store holds, as one self-contained HTML page.",
     ),
+    "replay": Verb(
+        "streamlearn.cli.replay",
+        "replay",
+        "Backtest a file of past transactions through the production path, week by week.",
+    ),
     "schemas": Verb("streamlearn.cli.schemas", "app", "Writer schemas producers may use."),
     "demo": Verb(
         "streamlearn.cli.demo",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from streamlearn.cli.common import Bootstrap, console, err_console, load_settings
 from streamlearn.foundation.clock import DAY_MS
 from streamlearn.foundation.kafka import check_reachable, ensure_topics
+from streamlearn.tools.simulate import handbook
 from streamlearn.tools.simulate.producer import SimulationReport, run
 
 
@@ -30,9 +32,26 @@ def simulate(
         float, typer.Option(min=0, help="Generate this many days of history, fast.")
     ] = 0.0,
     seed: Annotated[int, typer.Option()] = 7,
+    to_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a history with the handbook's fraud patterns to this .csv or .parquet "
+            "instead (for `streamlearn replay FILE --map handbook`); no Kafka.",
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="Days of history (--to-file).")] = 60,
+    customers: Annotated[int, typer.Option(min=1, help="Customers (--to-file).")] = 5000,
+    terminals: Annotated[int, typer.Option(min=1, help="Terminals (--to-file).")] = 10000,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Produce realistic transactions and their outcomes (the upstream systems)."""
+    if to_file is not None:
+        config = handbook.HandbookConfig(
+            customers=customers, terminals=terminals, days=days, seed=seed
+        )
+        frame = handbook.generate(config)
+        console.print(f"{handbook.write(frame, to_file)}: {handbook.describe(frame)}")
+        return
     settings = load_settings(bootstrap)
     check_reachable(settings)
     ensure_topics(settings)

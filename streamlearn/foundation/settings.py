@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     )
     max_event_age_days: int = Field(400, description="Older event times go to dead-letters.")
     max_event_future_s: int = Field(3600, description="Event times this far ahead are invalid.")
+    clock: Literal["wall", "event"] = Field(
+        "wall",
+        description="Validation's now: the wall clock, or `event` (replays of history): the "
+        "newest event time seen on the partition for the age limits, the wall clock for the "
+        "future limit.",
+    )
     learners: str = Field(
         "lr,hst", description="Online learners, a comma list of lr, hat, arf, hst (lr always runs)."
     )

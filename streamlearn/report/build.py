@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from . import charts, queries
-from .html import write_report
+from .html import render_html, write_report
 from .plotting import Chart
 
 log = logging.getLogger(__name__)
@@ -49,24 +49,42 @@ SPECS: tuple[ChartSpec, ...] = (
 
 
 def build_report(
-    query_df: QueryDF, out_dir: Path, since: dt.datetime | None, source_label: str
+    query_df: QueryDF,
+    out_dir: Path,
+    since: dt.datetime | None,
+    source_label: str,
+    extra: Sequence[Chart] = (),
 ) -> Path:
     """Write out_dir/report.html (self-contained) and out_dir/<slug>.png per chart.
 
     `query_df(sql, parameters)` runs one read-only query (Store.query_df, RemoteStore.query_df
     or a server client); `source_label` is shown as is, so pass a redacted URL
-    (streamlearn.foundation.store.redact_url). Returns the HTML path.
+    (streamlearn.foundation.store.redact_url); `extra` charts (a replay's) come first.
+    Returns the HTML path.
     """
+    charts, header = _charts(query_df, since, source_label)
+    return write_report([*extra, *charts], Path(out_dir), **header)
+
+
+def report_html(query_df: QueryDF, since: dt.datetime | None, source_label: str) -> str:
+    """The same page as build_report, as text, with nothing written (the worker's live view)."""
+    charts, header = _charts(query_df, since, source_label)
+    return render_html(charts, **header)
+
+
+def _charts(
+    query_df: QueryDF, since: dt.datetime | None, source_label: str
+) -> tuple[list[Chart], dict[str, str]]:
+    """Every chart, and the page header's fields."""
     generated = dt.datetime.now(dt.UTC)
     results, errors = run_queries(query_df, queries.parameters(since))
     drawn = [draw_chart(spec, results, errors) for spec in SPECS]
-    return write_report(
-        drawn,
-        Path(out_dir),
-        source_label=source_label,
-        time_range=describe_range(since, generated),
-        data_summary=describe_data(results.get("range"), errors.get("range")),
-    )
+    header = {
+        "source_label": source_label,
+        "time_range": describe_range(since, generated),
+        "data_summary": describe_data(results.get("range"), errors.get("range")),
+    }
+    return drawn, header
 
 
 def run_queries(

@@ -113,7 +113,8 @@ def cost_chart(usage: pd.DataFrame | None) -> Chart:
     for i, version in enumerate(p.top_by(frame, "version", "cum_cpu_s", MAX_VERSIONS)):
         rows = frame[frame["version"] == version].sort_values("minute")
         colour = p.PALETTE[i % len(p.PALETTE)]
-        ax.plot(rows["minute"], rows["cum_cpu_s"], color=colour, label=f"{p.short(version)}")
+        # A marker per minute: a version that served within one minute is a point, not a line.
+        ax.plot(rows["minute"], rows["cum_cpu_s"], color=colour, marker=".", label=p.short(version))
         train = p.finite(rows["train_cpu_s"]) if "train_cpu_s" in rows else np.array([])
         if not len(train):
             untrained.append(version)
