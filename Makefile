@@ -8,7 +8,7 @@ REGISTRY := $(VENV)/registry/quarkus-app/quarkus-run.jar
 REGISTRY_POM := $(wildcard compose/registry/pom.xml compose/registry/settings.xml compose/registry/src/main/resources/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup registry-jars demo test test-unit chaos bench up down lint format check clean
+.PHONY: help setup registry-jars demo test test-unit chaos bench profile up down lint format check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,16 @@ test-unit: setup ## Run the tests that need no broker
 BENCH_ARGS ?=
 bench: setup ## Issue 9's figures in one run, ~15 min (BENCH_ARGS="--quick --json FILE")
 	$(BIN)/streamlearn bench $(BENCH_ARGS)
+
+# e.g. make profile PROFILE_ARGS=--quick
+PROFILE_ARGS ?=
+PROFILER := $(VENV)/.profile-installed
+profile: setup $(PROFILER) ## A py-spy flame graph and loop-stall table per bench phase, ~5 min (PROFILE_ARGS=--quick)
+	$(BIN)/python -m streamlearn.tools.bench.profile --out .streamlearn/profile $(PROFILE_ARGS)
+
+$(PROFILER): pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[profile]'
+	@touch $@
 
 up: setup ## Start the local Kafka broker
 	$(BIN)/streamlearn up

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.web import Request, Response, View
 
+from streamlearn.streams import stalls
 from streamlearn.streams.health import gather_facts, liveness, readiness
 from streamlearn.streams.report_view import register_report_view
 from streamlearn.streams.store_access import local_refusal, peer_of, register_store_views
@@ -45,6 +46,7 @@ def status_snapshot(parts: WorkerParts, running: Running) -> dict[str, Any]:
             "slices_dropped_revoked": running.writer.dropped_revoked,
             **parts.learning.published.status,
             "checkpoint": _checkpoint_status(parts),
+            "stalls": stalls.snapshot(),  # None unless STREAMLEARN_STALL_LOG_MS is set
         }
     )
 

@@ -17,6 +17,7 @@ from streamlearn.foundation.kafka import check_reachable, ensure_topics
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import running_worker, worker_file
+from streamlearn.streams import stalls
 from streamlearn.streams.app import build_app
 from streamlearn.streams.merchant_risk import REFRESH_SQL
 from streamlearn.streams.model_feed import ModelFeed
@@ -56,10 +57,12 @@ def run_worker(
         marker.write_text(json.dumps({"pid": os.getpid(), "port": settings.web_port}))
     announce(settings, parts, loglevel)
     tune_runtime()
+    stalls.install(settings.stall_log_ms)
     worker = faust_worker(running.app, settings, loglevel)
     try:
         worker.execute_from_commandline()
     finally:
+        stalls.stop(settings.stall_log_path)
         with suppress(FileNotFoundError):
             if settings.embedded_store:
                 marker.unlink()

@@ -151,6 +151,15 @@ class Settings(BaseSettings):
     shutdown_drain_s: float = Field(
         30.0, ge=0, description="On SIGTERM, seconds to finish and commit in-flight batches."
     )
+    stall_log_ms: float = Field(
+        0.0,
+        ge=0,
+        description="Record every event-loop callback that runs longer than this many ms (wall, "
+        "loop CPU, where it ran) on /status under `stalls`; 0 is off (the loop is untouched).",
+    )
+    stall_log_path: Path | None = Field(
+        None, description="With stall_log_ms: on stop, write every stall recorded to this JSON."
+    )
 
     # Training
     label_maturity_days: float = Field(
