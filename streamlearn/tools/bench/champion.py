@@ -10,7 +10,7 @@ from streamlearn.batch_retrain.pipeline import run_retrain
 from streamlearn.foundation.clock import DAY_MS, HOUR_MS
 from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.settings import Settings
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import worker_store
 from streamlearn.tools.processes import WorkerProcess
 from streamlearn.tools.simulate import OutcomeDelays, Simulator
 from streamlearn.tools.simulate.replay import Replayer
@@ -80,7 +80,7 @@ def publish_history(
 
 def train_and_serve(settings: Settings, worker: WorkerProcess, timeout_s: float = 90) -> Served:
     """`retrain` through the worker that owns the store; wait until it serves the model."""
-    store = RemoteStore(f"http://127.0.0.1:{settings.web_port}")
+    store = worker_store(settings)
     t0 = time.monotonic()
     r = run_retrain(settings, store, maturity_s=MATURITY_S, reason="bench")
     retrain_s = time.monotonic() - t0

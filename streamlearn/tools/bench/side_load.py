@@ -12,7 +12,7 @@ from typing import Any
 
 from streamlearn.foundation.errors import StreamlearnError
 from streamlearn.foundation.settings import Settings, settings_env
-from streamlearn.foundation.store.access import RemoteStore
+from streamlearn.foundation.store.access import worker_store
 from streamlearn.tools.bench.champion import MATURITY_S
 from streamlearn.tools.bench.figures import Latency
 
@@ -33,7 +33,7 @@ class Analyst:
     """`streamlearn query`'s path (a read-only RemoteStore) every interval_s, on a thread."""
 
     def __init__(self, settings: Settings, interval_s: float = 5.0) -> None:
-        self.store = RemoteStore(f"http://127.0.0.1:{settings.web_port}", readonly=True)
+        self.store = worker_store(settings, readonly=True)
         self.interval_s = interval_s
         self.seconds: list[float] = []
         self.errors: list[str] = []
