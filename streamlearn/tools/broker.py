@@ -4,12 +4,9 @@ Its files (config, data, pid, logs, cached classpath) live under `<state_dir>/ka
 
 from __future__ import annotations
 
-import base64
 import fcntl
-import hashlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,19 +19,37 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamlearn.foundation.errors import BrokerUnavailable, ConfigError, MissingToolError
+from streamlearn.foundation.errors import BrokerUnavailable, ConfigError
 from streamlearn.foundation.kafka import confluent_config
 from streamlearn.foundation.settings import Settings
-from streamlearn.tools.tls import BrokerTls, ensure_broker_tls
+from streamlearn.tools.broker_config import SASL_MECHANISMS, new_cluster_id, render_properties
+from streamlearn.tools.broker_runtime import (
+    LOG4J,
+    POM,
+    find_java,
+    parse_java_major,
+    resolve_classpath,
+)
+from streamlearn.tools.tls import ensure_broker_tls
 
-COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
-POM = COMPOSE_DIR / "pom.xml"
-LOG4J = COMPOSE_DIR / "log4j2.xml"
+# The pieces that moved to broker_config/broker_runtime stay importable from here.
+__all__ = [
+    "LOG4J",
+    "POM",
+    "ca_file",
+    "down",
+    "is_running",
+    "local_port",
+    "new_cluster_id",
+    "parse_java_major",
+    "pid",
+    "render_properties",
+    "resolve_classpath",
+    "up",
+]
+
 MAIN_CLASS = "kafka.Kafka"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
-MESSAGE_MAX_BYTES = 64 * 1024 * 1024  # model releases can be big
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-JAAS_UNSAFE = ' "\\;=,[]'
 
 # Brokers started by this process, so their exit is reaped (no zombie looks alive).
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -54,133 +69,6 @@ def local_port(settings: Settings) -> int:
             f"local broker port {port} must be in 1024..65534 (the next is for KRaft)"
         )
     return int(port)
-
-
-def render_properties(
-    port: int,
-    data_dir: Path,
-    sasl_user: str | None = None,
-    sasl_password: str | None = None,
-    tls: tuple[BrokerTls, str] | None = None,
-) -> str:
-    """server.properties of a combined broker+controller; the controller listens on port + 1.
-
-    With a SASL user, clients authenticate with PLAIN, or SCRAM-SHA-256/512 with the
-    credentials `format` stored; with TLS files (and their password) the client listener is
-    SSL or SASL_SSL. The controller listener stays PLAINTEXT on 127.0.0.1.
-    """
-    cport = port + 1
-    listener = ("SASL_" if sasl_user else "") + ("SSL" if tls else "PLAINTEXT")
-    props = {
-        "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-        "listeners": f"{listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"{listener}://127.0.0.1:{port}",
-        "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": listener,
-        "log.dirs": str(data_dir),
-        "num.partitions": "4",
-        "num.network.threads": "2",
-        "num.io.threads": "4",
-        "auto.create.topics.enable": "true",
-        "log.retention.hours": "168",
-        "message.max.bytes": str(MESSAGE_MAX_BYTES),
-        "replica.fetch.max.bytes": str(MESSAGE_MAX_BYTES),
-        "socket.request.max.bytes": str(2 * MESSAGE_MAX_BYTES),
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "group.initial.rebalance.delay.ms": "0",
-    }
-    if sasl_user:
-        user, password = _jaas_quote(sasl_user), _jaas_quote(sasl_password or "")
-        sasl_user = user
-        prefix = f"listener.name.{listener.lower()}"
-        props |= {
-            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
-            "sasl.mechanism.inter.broker.protocol": "PLAIN",
-            f"{prefix}.plain.sasl.jaas.config": (
-                "org.apache.kafka.common.security.plain.PlainLoginModule required "
-                f'username="{user}" password="{password}" user_{sasl_user}="{password}";'
-            ),
-        }
-        for mech in SASL_MECHANISMS[1:]:
-            props[f"{prefix}.{mech.lower()}.sasl.jaas.config"] = (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-            )
-    if tls:
-        files, password = tls
-        props |= {
-            "ssl.keystore.type": "PKCS12",
-            "ssl.keystore.location": str(files.keystore),
-            "ssl.keystore.password": password,
-            "ssl.key.password": password,
-            # The broker talks to its own listener too: it trusts the same CA as clients.
-            "ssl.truststore.type": "PEM",
-            "ssl.truststore.location": str(files.ca),
-            "ssl.client.auth": "none",
-        }
-    return "".join(f"{k}={v}\n" for k, v in props.items())
-
-
-def _jaas_quote(value: str) -> str:
-    """A SASL user name or password as it may stand in the JAAS line and the SCRAM argument."""
-    if not value or any(c in value for c in JAAS_UNSAFE) or not value.isprintable():
-        raise ConfigError(
-            "the local broker's SASL user name and password must be non-empty, printable, "
-            f"without spaces or any of {JAAS_UNSAFE.strip()}: change STREAMLEARN_KAFKA_SASL_*"
-        )
-    return value
-
-
-def parse_java_major(version_output: str) -> int | None:
-    """17 from `openjdk version "17.0.15"`, 8 from `"1.8.0_292"`; None if unrecognised."""
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
-    if not m:
-        return None
-    major = int(m.group(1))
-    return int(m.group(2) or 0) if major == 1 else major
-
-
-def new_cluster_id() -> str:
-    """A Kafka cluster id (base64url of a random UUID), as `StorageTool random-uuid` makes."""
-    while True:
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        if not cid.startswith("-"):
-            return cid
-
-
-def resolve_classpath(kafka_dir: Path, pom: Path = POM) -> str:
-    """The broker's classpath from Maven, cached in classpath.txt until the pom changes."""
-    cache, stamp = kafka_dir / "classpath.txt", kafka_dir / "classpath.pom-sha256"
-    pom_hash = hashlib.sha256(pom.read_bytes()).hexdigest()
-    if cache.exists() and stamp.exists() and stamp.read_text().strip() == pom_hash:
-        cp = cache.read_text().strip()
-        if cp and all(Path(jar).exists() for jar in cp.split(os.pathsep)):
-            return cp
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise MissingToolError(
-            "Maven is needed to fetch the local Kafka broker's jars: install maven "
-            "(apt install maven, brew install maven)"
-        )
-    kafka_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath"]
-    proc = subprocess.run(
-        [*cmd, f"-Dmdep.outputFile={cache}"], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0 or not cache.exists():
-        errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
-        raise BrokerUnavailable(
-            f"Maven could not resolve the Kafka jars of {pom} (is Maven Central reachable?): "
-            + (errors[0] if errors else f"exit code {proc.returncode}")
-        )
-    stamp.write_text(pom_hash)
-    return cache.read_text().strip()
 
 
 def up(settings: Settings, wait_s: float = 90) -> str:
@@ -222,7 +110,7 @@ def up(settings: Settings, wait_s: float = 90) -> str:
 
 def _start(settings: Settings, kdir: Path, port: int) -> int:
     """Write the config, format storage once, launch java detached; return its pid."""
-    java = _java()
+    java = find_java()
     cp = resolve_classpath(kdir)
     props, data = kdir / "server.properties", kdir / "data"
     user, password = _sasl_user(settings)
@@ -316,21 +204,6 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
-
-
-def _java() -> str:
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    hint = "install openjdk-17-jre-headless (apt) or set JAVA_HOME"
-    if not java or not Path(java).exists():
-        raise MissingToolError(f"Java 17+ is needed for the local Kafka broker: {hint}")
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    major = parse_java_major(out.stderr + out.stdout)
-    if major is None or major < 17:
-        raise MissingToolError(
-            f"Java 17+ is needed for the local Kafka broker (found {major}): {hint}"
-        )
-    return java
 
 
 def _running_pid(kdir: Path) -> int | None:

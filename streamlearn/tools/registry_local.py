@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from streamlearn.foundation.errors import ConfigError, MissingToolError, RegistryUnavailable
-from streamlearn.tools.broker import parse_java_major
+from streamlearn.tools.broker_runtime import parse_java_major
 
 REGISTRY_DIR = Path(__file__).resolve().parents[2] / "compose" / "registry"
 BUILD_INPUTS = ("pom.xml", "settings.xml", "src/main/resources/application.properties")
