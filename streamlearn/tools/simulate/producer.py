@@ -11,7 +11,8 @@ from typing import Any
 from streamlearn.foundation.errors import ConfigError, StreamlearnError
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import Serde
-from streamlearn.tools.simulate import DAY_S, OutcomeDelays, SimEvent, Simulator, resolve_drift
+from streamlearn.tools.simulate import OutcomeDelays, SimEvent, Simulator, resolve_drift
+from streamlearn.tools.simulate.events import DAY_S
 
 # Live pacing: sleep at least this long when the next event is not due, so events go out
 # in small chunks per tick instead of one sleep per event.
