@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -10,20 +9,15 @@ from typing import Any
 
 from streamlearn.foundation.errors import ConfigError, StreamlearnError
 from streamlearn.foundation.settings import Settings
-from streamlearn.schemas import Serde
-from streamlearn.tools.simulate import OutcomeDelays, SimEvent, Simulator, resolve_drift
+from streamlearn.tools.simulate import OutcomeDelays, Simulator, resolve_drift
 from streamlearn.tools.simulate.events import DAY_S
+from streamlearn.tools.simulate.outbox import SHIFT, Outbox
 
 # Live pacing: sleep at least this long when the next event is not due, so events go out
 # in small chunks per tick instead of one sleep per event.
 TICK_S = 0.002
 PROGRESS_EVERY_S = 0.5
 FLUSH_TIMEOUT_S = 60.0
-POLL_EVERY = 1024  # produce calls between producer.poll(0)
-# A pending outcome is one int, (outcome ms << 42) | (index << 1) | is_fraud: ~40 bytes
-# instead of ~180 for a tuple, since a live run with day-long delays holds millions.
-_SHIFT = 42
-_INDEX_MASK = (1 << (_SHIFT - 1)) - 1
 
 
 @dataclass
@@ -61,73 +55,6 @@ class DeliveryFailed(StreamlearnError):
             f"(first error: {report.first_error}); check the broker and STREAMLEARN_KAFKA_BOOTSTRAP"
         )
         self.report = report
-
-
-class _Publisher:
-    """Transactions out now, outcomes held in a heap until their event time has come."""
-
-    def __init__(
-        self,
-        producer: Any,
-        settings: Settings,
-        report: SimulationReport,
-        transaction_id: Callable[[int], str],
-    ) -> None:
-        self.producer = producer
-        self.transaction_id = transaction_id
-        self.report = report
-        self.tx_topic = settings.topic("transactions")
-        self.out_topic = settings.topic("outcomes")
-        self.tx_serde = Serde("Transaction")
-        self.out_serde = Serde("Outcome")
-        self.pending: list[int] = []
-        self._since_poll = 0
-
-    def delivered(self, err: Any, msg: Any) -> None:
-        if err is not None:
-            self.report.delivery_errors += 1
-            if self.report.first_error is None:
-                self.report.first_error = f"{msg.topic() if msg else '?'}: {err}"
-
-    def _produce(self, topic: str, key: str, value: bytes) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key)
-                break
-            except BufferError:  # local queue full: let librdkafka send, then retry
-                self.producer.poll(0.05)
-        self._since_poll += 1
-        if self._since_poll >= POLL_EVERY:
-            self._since_poll = 0
-            self.producer.poll(0)
-
-    def transaction(self, ev: SimEvent) -> None:
-        tx = ev.transaction
-        self._produce(self.tx_topic, tx["card_id"], self.tx_serde.encode(tx))
-        heapq.heappush(self.pending, (ev.outcome_ms << _SHIFT) | (ev.index << 1) | ev.is_fraud)
-        r = self.report
-        r.transactions += 1
-        r.frauds += ev.is_fraud
-        t = tx["event_time"]
-        if r.first_event_ms is None or t < r.first_event_ms:
-            r.first_event_ms = t
-        if r.last_event_ms is None or t > r.last_event_ms:
-            r.last_event_ms = t
-
-    def due(self, now_ms: float) -> bool:
-        """Whether some pending outcome is known by now_ms."""
-        return bool(self.pending) and self.pending[0] < (int(now_ms) + 1) << _SHIFT
-
-    def outcomes_due(self, now_ms: float) -> None:
-        """Publish, in event-time order, every outcome known by now_ms."""
-        pending = self.pending
-        limit = (int(now_ms) + 1) << _SHIFT
-        while pending and pending[0] < limit:
-            x = heapq.heappop(pending)
-            tid = self.transaction_id((x >> 1) & _INDEX_MASK)
-            rec = {"transaction_id": tid, "is_fraud": bool(x & 1), "event_time": x >> _SHIFT}
-            self._produce(self.out_topic, tid, self.out_serde.encode(rec))
-            self.report.outcomes += 1
 
 
 def _now_ms() -> int:
@@ -169,49 +96,80 @@ def run(
     """
     bounded = duration_s is not None or count is not None
     live = bounded or backfill_days <= 0
-    _check(rate, duration_s, count, fraud_rate, outcome_delay_s, backfill_days)
-    if drift_at is not None and drift_at <= 1 and not bounded and backfill_days <= 0:
-        raise ConfigError("--drift-at as a fraction needs --duration, --count or --backfill-days")
+    _check(rate, duration_s, count, fraud_rate, outcome_delay_s, backfill_days, drift_at)
     delays = OutcomeDelays.scaled(outcome_delay_s) if outcome_delay_s is not None else None
     sim = Simulator(
         seed=seed, cards=cards, merchants=merchants, fraud_rate=fraud_rate, delays=delays
     )
     report = SimulationReport(live_count=count)
-    pub = _Publisher(producer, settings, report, sim.transaction_id)
+    pub = Outbox(producer, settings, report, sim.transaction_id)
     if producer is None:
-        pub.producer = producer = _kafka_producer(settings, pub.delivered)
-
-    started = time.monotonic()
-    progress = _Progress(report, started, on_progress)
+        pub.producer = _kafka_producer(settings, pub.delivered)
+    progress = _Progress(report, time.monotonic(), on_progress)
     try:
         if backfill_days > 0:
-            report.phase = "backfill"
-            end_ms = _now_ms()
-            start_ms = end_ms - int(backfill_days * DAY_S * 1000)
-            report.backfill_window = (start_ms, end_ms)
-            if drift_at is not None and (drift_at > 1 or not bounded):
-                index, time_ms = resolve_drift(drift_at, start_ms=start_ms, until_ms=end_ms)
-                sim.set_drift(index=index, time_ms=time_ms)
-            _backfill(sim, pub, start_ms, end_ms, progress)
-            report.backfill_transactions = report.transactions
-            report.backfill_s = time.monotonic() - started
+            # The drift falls in the backfill if it is an index, or if no live phase bounds it.
+            in_backfill = drift_at is not None and (drift_at > 1 or not bounded)
+            _backfill_phase(sim, pub, progress, backfill_days, drift_at if in_backfill else None)
         if live:
-            report.phase = "live"
-            start_ms = _now_ms()
-            until_ms = start_ms + int(duration_s * 1000) if duration_s is not None else None
-            report.live_start_ms, report.live_until_ms = start_ms, until_ms
-            if drift_at is not None and sim.drift_index is None and sim.drift_ms is None:
-                index, time_ms = resolve_drift(
-                    drift_at,
-                    first_index=sim.seq,
-                    count=count,
-                    start_ms=start_ms,
-                    until_ms=until_ms,
-                )
-                sim.set_drift(index=index, time_ms=time_ms)
-            _live(sim, pub, start_ms, rate, count, until_ms, progress)
+            _live_phase(sim, pub, progress, rate, count, duration_s, drift_at)
     except KeyboardInterrupt:
         report.interrupted = True
+    _finish(pub, sim, progress.started)
+    if on_progress:
+        on_progress(replace(report))
+    if report.delivery_errors:
+        raise DeliveryFailed(report)
+    return report
+
+
+def _backfill_phase(
+    sim: Simulator,
+    pub: Outbox,
+    progress: _Progress,
+    backfill_days: float,
+    drift_at: float | None,
+) -> None:
+    """backfill_days of history ending now, as fast as possible (drift_at: within it)."""
+    report = pub.report
+    report.phase = "backfill"
+    end_ms = _now_ms()
+    start_ms = end_ms - int(backfill_days * DAY_S * 1000)
+    report.backfill_window = (start_ms, end_ms)
+    if drift_at is not None:
+        index, time_ms = resolve_drift(drift_at, start_ms=start_ms, until_ms=end_ms)
+        sim.set_drift(index=index, time_ms=time_ms)
+    _backfill(sim, pub, start_ms, end_ms, progress)
+    report.backfill_transactions = report.transactions
+    report.backfill_s = time.monotonic() - progress.started
+
+
+def _live_phase(
+    sim: Simulator,
+    pub: Outbox,
+    progress: _Progress,
+    rate: float,
+    count: int | None,
+    duration_s: float | None,
+    drift_at: float | None,
+) -> None:
+    """Live traffic from now, paced at rate; the drift, unless the backfill placed it."""
+    report = pub.report
+    report.phase = "live"
+    start_ms = _now_ms()
+    until_ms = start_ms + int(duration_s * 1000) if duration_s is not None else None
+    report.live_start_ms, report.live_until_ms = start_ms, until_ms
+    if drift_at is not None and sim.drift_index is None and sim.drift_ms is None:
+        index, time_ms = resolve_drift(
+            drift_at, first_index=sim.seq, count=count, start_ms=start_ms, until_ms=until_ms
+        )
+        sim.set_drift(index=index, time_ms=time_ms)
+    _live(sim, pub, start_ms, rate, count, until_ms, progress)
+
+
+def _finish(pub: Outbox, sim: Simulator, started: float) -> None:
+    """Publish the labels due by now, flush, and fill in the report's final figures."""
+    producer, report = pub.producer, pub.report
     report.phase = "flushing"
     pub.outcomes_due(_now_ms())  # every label whose event time has come, nothing later
     remaining = producer.flush(FLUSH_TIMEOUT_S)
@@ -226,11 +184,6 @@ def run(
     report.elapsed_s = time.monotonic() - started
     report.rate = report.transactions / report.elapsed_s if report.elapsed_s > 0 else 0.0
     report.phase = "done"
-    if on_progress:
-        on_progress(replace(report))
-    if report.delivery_errors:
-        raise DeliveryFailed(report)
-    return report
 
 
 def _kafka_producer(settings: Settings, on_error: Callable[[Any, Any], None]) -> Any:
@@ -258,7 +211,9 @@ def _check(
     fraud_rate: float,
     outcome_delay_s: float | None,
     backfill_days: float,
+    drift_at: float | None,
 ) -> None:
+    """ConfigError naming the flag for a value out of range."""
     if rate <= 0:
         raise ConfigError(f"--rate must be > 0 events per second, got {rate}")
     if duration_s is not None and duration_s <= 0:
@@ -271,6 +226,9 @@ def _check(
         raise ConfigError(f"--outcome-delay must be >= 0 seconds, got {outcome_delay_s}")
     if backfill_days < 0:
         raise ConfigError(f"--backfill-days must be >= 0, got {backfill_days}")
+    bounded = duration_s is not None or count is not None
+    if drift_at is not None and drift_at <= 1 and not bounded and backfill_days <= 0:
+        raise ConfigError("--drift-at as a fraction needs --duration, --count or --backfill-days")
 
 
 class _Progress:
@@ -299,14 +257,12 @@ class _Progress:
         self.callback(replace(r))
 
 
-def _backfill(
-    sim: Simulator, pub: _Publisher, start_ms: int, end_ms: int, progress: _Progress
-) -> None:
+def _backfill(sim: Simulator, pub: Outbox, start_ms: int, end_ms: int, progress: _Progress) -> None:
     """History as fast as possible; each outcome goes out once event time has passed it."""
     pending = pub.pending
     for i, ev in enumerate(sim.events(start_ms, until_ms=end_ms, diurnal=True)):
         t = ev.transaction["event_time"]
-        if pending and pending[0] < (t + 1) << _SHIFT:
+        if pending and pending[0] < (t + 1) << SHIFT:
             pub.outcomes_due(t)
         pub.transaction(ev)
         if i & 4095 == 0:
@@ -316,7 +272,7 @@ def _backfill(
 
 def _live(
     sim: Simulator,
-    pub: _Publisher,
+    pub: Outbox,
     start_ms: int,
     rate: float,
     count: int | None,
