@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -32,6 +36,51 @@ TolLogloss = Annotated[
 TolEce = Annotated[
     float | None, typer.Option("--gate-tol-ece", min=0, help="Most calibration error added.")
 ]
+
+
+@dataclass(frozen=True)
+class GateFlags:
+    """The --gate-* flags as given (None: the setting stands)."""
+
+    primary: str | None = None
+    margin: float | None = None
+    tol_auc: float | None = None
+    tol_p_at_k_day: float | None = None
+    tol_logloss: float | None = None
+    tol_ece: float | None = None
+
+    def config(self, settings: Settings) -> GateConfig:
+        """The gate from settings with these flags applied."""
+        return gate_config(settings, *astuple(self))
+
+
+# The flags in GateFlags' order, as the verbs' trailing keyword options.
+_GATE_PARAMS = [
+    inspect.Parameter(f"gate_{name}", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+    for name, ann in (
+        ("primary", GatePrimary),
+        ("margin", GateMargin),
+        ("tol_auc", TolAuc),
+        ("tol_p_at_k_day", TolTopK),
+        ("tol_logloss", TolLogloss),
+        ("tol_ece", TolEce),
+    )
+]
+
+
+def gate_options(verb: Callable[..., None]) -> Callable[..., None]:
+    """Give a verb the --gate-* flags; it receives them as its `gate_flags: GateFlags` argument."""
+    signature = inspect.signature(verb, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "gate_flags"]
+
+    @functools.wraps(verb)
+    def with_gate(*args: Any, **kwargs: Any) -> None:
+        flags = GateFlags(*(kwargs.pop(p.name, None) for p in _GATE_PARAMS))
+        verb(*args, gate_flags=flags, **kwargs)
+
+    # typer reads the options from the signature: the verb's own, then the gate's.
+    setattr(with_gate, "__signature__", signature.replace(parameters=[*own, *_GATE_PARAMS]))  # noqa: B010
+    return with_gate
 
 
 def gate_config(

@@ -21,15 +21,7 @@ from streamlearn.cli.common import (
     short_number,
     verb_app,
 )
-from streamlearn.cli.gate import (
-    GateMargin,
-    GatePrimary,
-    TolAuc,
-    TolEce,
-    TolLogloss,
-    TolTopK,
-    gate_config,
-)
+from streamlearn.cli.gate import GateFlags, gate_options
 from streamlearn.foundation.store.access import open_store
 
 app = verb_app(
@@ -128,6 +120,7 @@ def models_rollback(
 
 
 @app.command("shadow-check")
+@gate_options
 def models_shadow_check(
     bootstrap: Bootstrap = None,
     store: StoreUrl = None,
@@ -138,24 +131,12 @@ def models_shadow_check(
     min_labels: Annotated[
         int | None, typer.Option(min=1, help="Matured transactions needed (SHADOW_MIN_LABELS).")
     ] = None,
-    gate_primary: GatePrimary = None,
-    gate_margin: GateMargin = None,
-    gate_tol_auc: TolAuc = None,
-    gate_tol_p_at_k_day: TolTopK = None,
-    gate_tol_logloss: TolLogloss = None,
-    gate_tol_ece: TolEce = None,
+    *,
+    gate_flags: GateFlags,
 ) -> None:
     """Compare the shadow model with the champion on live traffic; promote, reject or wait."""
     settings = load_settings(bootstrap, store, state_dir)
-    gate = gate_config(
-        settings,
-        gate_primary,
-        gate_margin,
-        gate_tol_auc,
-        gate_tol_p_at_k_day,
-        gate_tol_logloss,
-        gate_tol_ece,
-    )
+    gate = gate_flags.config(settings)
     check = check_shadow(
         settings, open_store(settings), gate=gate, maturity_s=maturity_s, min_labels=min_labels
     )

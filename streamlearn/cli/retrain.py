@@ -30,16 +30,10 @@ from streamlearn.cli.common import (
     load_settings,
     short_number,
 )
-from streamlearn.cli.gate import (
-    GateMargin,
-    GatePrimary,
-    TolAuc,
-    TolEce,
-    TolLogloss,
-    TolTopK,
-    gate_config,
-)
-from streamlearn.foundation.store.access import open_store
+from streamlearn.cli.gate import GateFlags, gate_options
+from streamlearn.foundation.settings import Settings
+from streamlearn.foundation.store import Store
+from streamlearn.foundation.store.access import RemoteStore, open_store
 
 # The pipeline's steps as it calls them (module, function, what the bar says). run_retrain has
 # no progress callback, so the CLI wraps these functions for the length of one run; a step
@@ -53,6 +47,7 @@ STEPS = (
 )
 
 
+@gate_options
 def retrain(
     bootstrap: Bootstrap = None,
     store: StoreUrl = None,
@@ -85,24 +80,12 @@ def retrain(
     auc_floor: Annotated[
         float, typer.Option(min=0, max=1, help="--watch: retrain when the online AUC is below.")
     ] = 0.80,
-    gate_primary: GatePrimary = None,
-    gate_margin: GateMargin = None,
-    gate_tol_auc: TolAuc = None,
-    gate_tol_p_at_k_day: TolTopK = None,
-    gate_tol_logloss: TolLogloss = None,
-    gate_tol_ece: TolEce = None,
+    *,
+    gate_flags: GateFlags,
 ) -> None:
     """Train LightGBM on the history in ClickHouse and publish it to the workers."""
     settings = load_settings(bootstrap, store, state_dir)
-    gate = gate_config(
-        settings,
-        gate_primary,
-        gate_margin,
-        gate_tol_auc,
-        gate_tol_p_at_k_day,
-        gate_tol_logloss,
-        gate_tol_ece,
-    )
+    gate = gate_flags.config(settings)
     options: dict[str, Any] = {
         "maturity_s": maturity_s,
         "publish": publish,
@@ -117,20 +100,31 @@ def retrain(
             min_matured_labels=min_labels,
             auc_floor=auc_floor,
         )
-        watch_loop(
-            settings,
-            st,
-            triggers,
-            interval_s=every,
-            on_event=console.print,
-            shadow_options={"gate": gate, "maturity_s": maturity_s},
-            **options,
-        )
+        _watch(settings, st, triggers, every, options)
         return
     with step_progress() as progress:
         r = run_retrain(settings, st, reason="manual", **options)
         progress.finish()
     console.print(summary(r, gate.describe()))
+
+
+def _watch(
+    settings: Settings,
+    st: Store | RemoteStore,
+    triggers: TriggerConfig,
+    every: float,
+    options: dict[str, Any],
+) -> None:
+    """--watch: check the triggers every `every` seconds and retrain when one fires."""
+    watch_loop(
+        settings,
+        st,
+        triggers,
+        interval_s=every,
+        on_event=console.print,
+        shadow_options={"gate": options["gate"], "maturity_s": options["maturity_s"]},
+        **options,
+    )
 
 
 def summary(r: RetrainResult, gate: str) -> str:
