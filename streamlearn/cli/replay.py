@@ -26,55 +26,71 @@ LOSS_NOTE = (
 )
 
 
+# The verb's options, one alias each, so its signature reads as a list of flags.
+FileOpt = Annotated[Path, typer.Argument(help="CSV or Parquet of past transactions.")]
+ColumnMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--map",
+        help="field=COLUMN pairs, comma-separated (transaction_id, card_id, merchant_id, "
+        "amount, event_time, is_fraud, optional currency, country, merchant_category, "
+        "channel, device_id), or `handbook` for `streamlearn simulate --to-file` files.",
+    ),
+]
+LabelDelayOpt = Annotated[
+    str, typer.Option(help="Outcomes known this long after their transaction (7d, 36h).")
+]
+OutcomeTimeColumnOpt = Annotated[
+    str | None,
+    typer.Option(help="Column of when each outcome became known (instead of --label-delay)."),
+]
+LegitLabelShareOpt = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Share of legit rows that get an outcome.")
+]
+WarmupOpt = Annotated[
+    str, typer.Option(help="History that warms the state and trains the first champion.")
+]
+RetrainEveryOpt = Annotated[
+    str, typer.Option(help="Retrain cadence in event time (0: no retrain after the first).")
+]
+StepOpt = Annotated[str, typer.Option(help="Event time published before waiting for the worker.")]
+MaturityOpt = Annotated[
+    str | None,
+    typer.Option(help="Label maturity of the retrains (default: the label delay)."),
+]
+TopKOpt = Annotated[int, typer.Option(min=1, help="Alerts per day for precision@k.")]
+SeedOpt = Annotated[int, typer.Option(help="Which legit rows get an outcome.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(help="Results directory (default: <state dir>/replays/<file>-<time>)."),
+]
+LearnersOpt = Annotated[
+    str | None, typer.Option(help="Online learners (STREAMLEARN_LEARNERS), e.g. lr,hst.")
+]
+WebPortOpt = Annotated[
+    int | None, typer.Option(help="The replay worker's web port (default: a free one).")
+]
+KeepTopicsOpt = Annotated[
+    bool, typer.Option(help="Keep the replay's topics on the broker afterwards.")
+]
+
+
 def replay(
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet of past transactions.")],
-    column_map: Annotated[
-        str | None,
-        typer.Option(
-            "--map",
-            help="field=COLUMN pairs, comma-separated (transaction_id, card_id, merchant_id, "
-            "amount, event_time, is_fraud, optional currency, country, merchant_category, "
-            "channel, device_id), or `handbook` for `streamlearn simulate --to-file` files.",
-        ),
-    ] = None,
-    label_delay: Annotated[
-        str, typer.Option(help="Outcomes known this long after their transaction (7d, 36h).")
-    ] = "7d",
-    outcome_time_column: Annotated[
-        str | None,
-        typer.Option(help="Column of when each outcome became known (instead of --label-delay)."),
-    ] = None,
-    legit_label_share: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of legit rows that get an outcome.")
-    ] = 0.1,
-    warmup: Annotated[
-        str, typer.Option(help="History that warms the state and trains the first champion.")
-    ] = "0d",
-    retrain_every: Annotated[
-        str, typer.Option(help="Retrain cadence in event time (0: no retrain after the first).")
-    ] = "7d",
-    step: Annotated[
-        str, typer.Option(help="Event time published before waiting for the worker.")
-    ] = "1d",
-    maturity: Annotated[
-        str | None,
-        typer.Option(help="Label maturity of the retrains (default: the label delay)."),
-    ] = None,
-    top_k: Annotated[int, typer.Option(min=1, help="Alerts per day for precision@k.")] = 50,
-    seed: Annotated[int, typer.Option(help="Which legit rows get an outcome.")] = 7,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Results directory (default: <state dir>/replays/<file>-<time>)."),
-    ] = None,
-    learners: Annotated[
-        str | None, typer.Option(help="Online learners (STREAMLEARN_LEARNERS), e.g. lr,hst.")
-    ] = None,
-    web_port: Annotated[
-        int | None, typer.Option(help="The replay worker's web port (default: a free one).")
-    ] = None,
-    keep_topics: Annotated[
-        bool, typer.Option(help="Keep the replay's topics on the broker afterwards.")
-    ] = False,
+    file: FileOpt,
+    column_map: ColumnMapOpt = None,
+    label_delay: LabelDelayOpt = "7d",
+    outcome_time_column: OutcomeTimeColumnOpt = None,
+    legit_label_share: LegitLabelShareOpt = 0.1,
+    warmup: WarmupOpt = "0d",
+    retrain_every: RetrainEveryOpt = "7d",
+    step: StepOpt = "1d",
+    maturity: MaturityOpt = None,
+    top_k: TopKOpt = 50,
+    seed: SeedOpt = 7,
+    out: OutOpt = None,
+    learners: LearnersOpt = None,
+    web_port: WebPortOpt = None,
+    keep_topics: KeepTopicsOpt = False,
     bootstrap: Bootstrap = None,
     state_dir: StateDir = None,
 ) -> None:
