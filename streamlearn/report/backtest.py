@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from . import plotting as p
-from .plotting import Chart, missing
+from .plotting import Chart
 
 TITLE = "Backtest: quality per event week and scorer"
 CAPTION = (
@@ -25,12 +25,12 @@ REFERENCE, SERVED = "reference", "served"
 def backtest_chart(weekly: pd.DataFrame | None) -> Chart:
     """weekly: the replay's table (week_start_ms, week, scorer, auc, ap, p_at_k); the "all"
     rows (the whole window) are left out of the lines."""
-    slug = "backtest-weekly"
+    spec = p.ChartSpec("backtest-weekly", TITLE, CAPTION)
     if not p.has_rows(weekly, "week", "week_start_ms", "scorer", *(c for c, _ in PANELS)):
-        return missing(slug, TITLE, CAPTION, "no scored weeks in this replay")
+        return spec.missing("no scored weeks in this replay")
     frame = weekly[weekly["week"] != "all"].copy()
     if frame.empty:
-        return missing(slug, TITLE, CAPTION, "no scored weeks in this replay")
+        return spec.missing("no scored weeks in this replay")
     frame["start"] = pd.to_datetime(frame["week_start_ms"], unit="ms")
     fig, axes = p.figure(rows=3, height=8.5)
     scorers = list(dict.fromkeys(frame["scorer"].astype(str)))
@@ -51,4 +51,4 @@ def backtest_chart(weekly: pd.DataFrame | None) -> Chart:
     starts = sorted(frame["start"].unique())
     axes[-1].set_xticks(starts, [f"{pd.Timestamp(t):%Y-%m-%d}" for t in starts], fontsize=8)
     axes[-1].set_xlabel("event week (start, UTC)")
-    return Chart(slug, TITLE, CAPTION, p.to_png(fig))
+    return spec.drawn(fig)

@@ -13,7 +13,7 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from . import plotting as p
 from .charts_ops import cost_chart, dead_letters_chart, lifecycle_chart, throughput_chart
-from .plotting import Chart, missing
+from .plotting import Chart
 
 __all__ = [
     "Chart",
@@ -50,12 +50,9 @@ ONLINE_PANELS = (
 def online_metrics_chart(
     metrics: pd.DataFrame | None, drift: pd.DataFrame | None, served: pd.DataFrame | None
 ) -> Chart:
-    slug, title, caption = "online-metrics", ONLINE_TITLE, ONLINE_CAPTION
+    spec = p.ChartSpec("online-metrics", ONLINE_TITLE, ONLINE_CAPTION)
     if not p.has_rows(metrics, "minute", "scorer", *(c for c, _ in ONLINE_PANELS)):
-        return missing(
-            slug,
-            title,
-            caption,
+        return spec.missing(
             "no rows in streamlearn.online_metrics in this window "
             "(a worker writes one per scorer a minute once outcomes are learned)",
         )
@@ -66,14 +63,14 @@ def online_metrics_chart(
         for i, scorer in enumerate(scorers):
             rows = frame[frame["scorer"].astype(str) == scorer]
             values = pd.to_numeric(rows[column], errors="coerce")
-            ax.plot(rows["minute"], values, label=scorer, color=p.PALETTE[i % len(p.PALETTE)])
+            ax.plot(rows["minute"], values, label=scorer, color=p.colour(i))
         ax.set_ylabel(label)
     lo, hi = frame["minute"].min(), frame["minute"].max()
     notes = _mark_drift_and_swaps(axes, drift, served, lo, hi)
     p.legend_above(fig, axes[0], ncols=min(len(scorers), 8))
     axes[0].set_title(notes, fontsize=9, loc="left")
     p.time_axis(axes[-1])
-    return Chart(slug, title, caption, p.to_png(fig))
+    return spec.drawn(fig)
 
 
 def _mark_drift_and_swaps(axes, drift, served, lo, hi) -> str:
@@ -103,6 +100,12 @@ def _mark_drift_and_swaps(axes, drift, served, lo, hi) -> str:
     return "; ".join(parts)
 
 
+NO_LABELLED = (
+    "no labelled transactions in this window "
+    "(streamlearn.transactions joined with streamlearn.outcomes is empty)"
+)
+
+
 # -- 2. ROC and precision-recall per model version -----------------------------------------
 CURVES_TITLE = "ROC and precision-recall per model version"
 CURVES_CAPTION = (
@@ -113,25 +116,16 @@ CURVES_CAPTION = (
 
 
 def roc_pr_chart(labelled: pd.DataFrame | None) -> Chart:
-    slug, title, caption = "roc-pr", CURVES_TITLE, CURVES_CAPTION
+    spec = p.ChartSpec("roc-pr", CURVES_TITLE, CURVES_CAPTION)
     if not p.has_rows(labelled, "model_version", "model_score", "is_fraud"):
-        return missing(
-            slug,
-            title,
-            caption,
-            "no labelled transactions in this window "
-            "(streamlearn.transactions joined with streamlearn.outcomes is empty)",
-        )
+        return spec.missing(NO_LABELLED)
     frame = labelled.dropna(subset=["is_fraud"])
     frame = frame.assign(y=frame["is_fraud"].astype(bool))
     by_version = frame.groupby(frame["model_version"].astype(str))
     usable = [v for v, g in by_version if g["y"].nunique() == 2]
     skipped = sorted(set(by_version.groups) - set(usable))
     if not usable:
-        return missing(
-            slug,
-            title,
-            caption,
+        return spec.missing(
             "every version's labelled transactions are of "
             f"one class only (versions {', '.join(skipped)}): no curve is defined",
         )
@@ -142,7 +136,7 @@ def roc_pr_chart(labelled: pd.DataFrame | None) -> Chart:
         y, s = g["y"].to_numpy(), pd.to_numeric(g["model_score"], errors="coerce").fillna(0)
         fpr, tpr, _ = roc_curve(y, s)
         prec, rec, _ = precision_recall_curve(y, s)
-        colour, name = p.PALETTE[i % len(p.PALETTE)], p.short(version)
+        colour, name = p.colour(i), p.short(version)
         roc_ax.plot(fpr, tpr, color=colour, label=f"{name} AUC {auc(fpr, tpr):.3f} n={len(g)}")
         ap = average_precision_score(y, s)
         pr_ax.plot(rec, prec, color=colour, label=f"{name} AP {ap:.3f} ({int(y.sum())} fraud)")
@@ -152,7 +146,7 @@ def roc_pr_chart(labelled: pd.DataFrame | None) -> Chart:
     for ax in (roc_ax, pr_ax):
         ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
     note = f"one class only, no curve: {', '.join(skipped)}" if skipped else None
-    return Chart(slug, title, caption, p.to_png(fig), note)
+    return spec.drawn(fig, note)
 
 
 # -- 3. score distributions by outcome -----------------------------------------------------
@@ -164,15 +158,9 @@ SCORES_CAPTION = (
 
 
 def score_distribution_chart(labelled: pd.DataFrame | None) -> Chart:
-    slug, title, caption = "score-distribution", SCORES_TITLE, SCORES_CAPTION
+    spec = p.ChartSpec("score-distribution", SCORES_TITLE, SCORES_CAPTION)
     if not p.has_rows(labelled, "score", "is_fraud"):
-        return missing(
-            slug,
-            title,
-            caption,
-            "no labelled transactions in this window "
-            "(streamlearn.transactions joined with streamlearn.outcomes is empty)",
-        )
+        return spec.missing(NO_LABELLED)
     known = labelled.dropna(subset=["is_fraud"])
     fraud = known["is_fraud"].astype(bool).to_numpy()
     scores = pd.to_numeric(known["score"], errors="coerce").to_numpy(dtype=float)
@@ -193,12 +181,12 @@ def score_distribution_chart(labelled: pd.DataFrame | None) -> Chart:
             label=f"{name} (n={len(values):,}, median {np.median(values):.3f})",
         )
     if len(absent) == 2:
-        return missing(slug, title, caption, "no labelled transaction has a finite score")
+        return spec.missing("no labelled transaction has a finite score")
     ax.set_yscale("log")
     ax.set(xlabel="served score", ylabel="density")
     ax.legend(fontsize=8)
     note = f"no {absent[0]} outcomes in this window" if absent else None
-    return Chart(slug, title, caption, p.to_png(fig), note)
+    return spec.drawn(fig, note)
 
 
 # -- 4. data drift per feature -------------------------------------------------------------
@@ -214,12 +202,9 @@ DRIFT_GAP = (
 
 
 def data_drift_chart(drift: pd.DataFrame | None) -> Chart:
-    slug, title, caption = "data-drift", DRIFT_TITLE, DRIFT_CAPTION
+    spec = p.ChartSpec("data-drift", DRIFT_TITLE, DRIFT_CAPTION)
     if not p.has_rows(drift, "time", "feature", "psi"):
-        return missing(
-            slug,
-            title,
-            caption,
+        return spec.missing(
             "no data drift events in this window "
             f"(streamlearn.drift_events, kind 'data'); {DRIFT_GAP}",
         )
@@ -227,12 +212,12 @@ def data_drift_chart(drift: pd.DataFrame | None) -> Chart:
     frame = frame.assign(psi=pd.to_numeric(frame["psi"], errors="coerce"))
     frame = frame[np.isfinite(frame["psi"])]
     if frame.empty:
-        return missing(slug, title, caption, f"no finite PSI in this window; {DRIFT_GAP}")
+        return spec.missing(f"no finite PSI in this window; {DRIFT_GAP}")
     fig, (ax,) = p.figure(height=4.5)
     _plot_psi(ax, frame, p.top_by(frame, "feature", "psi", MAX_FEATURES))
     p.legend_above(fig, ax, ncols=3)
     p.time_axis(ax)
-    return Chart(slug, title, caption, p.to_png(fig), DRIFT_GAP)
+    return spec.drawn(fig, DRIFT_GAP)
 
 
 def _plot_psi(ax, frame: pd.DataFrame, top: list) -> None:
@@ -249,7 +234,7 @@ def _plot_psi(ax, frame: pd.DataFrame, top: list) -> None:
             marker="o",
             markersize=4,
             linewidth=1,
-            color=p.PALETTE[i % len(p.PALETTE)],
+            color=p.colour(i),
             label=f"{feature} (max {rows['psi'].max():.2f})",
         )
     thresholds: Any = p.finite(frame["threshold"]) if "threshold" in frame.columns else []

@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import plotting as p
-from .plotting import Chart, missing
+from .plotting import Chart
 
 MAX_MODELS = 30
 MAX_VERSIONS = 8
@@ -39,12 +39,9 @@ LIFECYCLE_GAP = (
 
 
 def lifecycle_chart(models: pd.DataFrame | None) -> Chart:
-    slug, title, caption = "model-lifecycle", LIFECYCLE_TITLE, LIFECYCLE_CAPTION
+    spec = p.ChartSpec("model-lifecycle", LIFECYCLE_TITLE, LIFECYCLE_CAPTION)
     if not p.has_rows(models, "version", "status", "created_at", "updated_at"):
-        return missing(
-            slug,
-            title,
-            caption,
+        return spec.missing(
             "no model versions in streamlearn.models in this "
             "window (`streamlearn retrain` registers every run)",
         )
@@ -63,7 +60,7 @@ def lifecycle_chart(models: pd.DataFrame | None) -> Chart:
     handles.append(Line2D([], [], color="black", linewidth=6, label="served (transactions)"))
     fig.legend(handles=handles, fontsize=8, loc="outside upper center", ncols=len(handles))
     p.time_axis(ax)
-    return Chart(slug, title, caption, p.to_png(fig), LIFECYCLE_GAP)
+    return spec.drawn(fig, LIFECYCLE_GAP)
 
 
 def _draw_version(ax, y: int, row: pd.Series, now: pd.Timestamp) -> None:
@@ -98,12 +95,9 @@ COST_CAPTION = (
 
 
 def cost_chart(usage: pd.DataFrame | None) -> Chart:
-    slug, title, caption = "inference-cost", COST_TITLE, COST_CAPTION
+    spec = p.ChartSpec("inference-cost", COST_TITLE, COST_CAPTION)
     if not p.has_rows(usage, "version", "minute", "cum_cpu_s"):
-        return missing(
-            slug,
-            title,
-            caption,
+        return spec.missing(
             "no rows in streamlearn.model_usage in this "
             "window (a worker writes scoring CPU per version every minute)",
         )
@@ -112,7 +106,7 @@ def cost_chart(usage: pd.DataFrame | None) -> Chart:
     untrained = []
     for i, version in enumerate(p.top_by(frame, "version", "cum_cpu_s", MAX_VERSIONS)):
         rows = frame[frame["version"] == version].sort_values("minute")
-        colour = p.PALETTE[i % len(p.PALETTE)]
+        colour = p.colour(i)
         # A marker per minute: a version that served within one minute is a point, not a line.
         ax.plot(rows["minute"], rows["cum_cpu_s"], color=colour, marker=".", label=p.short(version))
         train = p.finite(rows["train_cpu_s"]) if "train_cpu_s" in rows else np.array([])
@@ -140,7 +134,7 @@ def cost_chart(usage: pd.DataFrame | None) -> Chart:
     note = (
         f"no training CPU in streamlearn.models for {', '.join(untrained)}" if untrained else None
     )
-    return Chart(slug, title, caption, p.to_png(fig), note)
+    return spec.drawn(fig, note)
 
 
 # -- 7. dead letters -----------------------------------------------------------------------
@@ -152,12 +146,9 @@ LETTERS_CAPTION = (
 
 
 def dead_letters_chart(letters: pd.DataFrame | None) -> Chart:
-    slug, title, caption = "dead-letters", LETTERS_TITLE, LETTERS_CAPTION
+    spec = p.ChartSpec("dead-letters", LETTERS_TITLE, LETTERS_CAPTION)
     if not p.has_rows(letters, "minute", "reason", "letters"):
-        return missing(
-            slug,
-            title,
-            caption,
+        return spec.missing(
             "no rows in streamlearn.dead_letters in this "
             "window (the worker sends dead letters to the dead-letters topic and "
             "counts them by stage on /status; nothing writes this table yet)",
@@ -185,14 +176,14 @@ def dead_letters_chart(letters: pd.DataFrame | None) -> Chart:
             width=width,
             bottom=bottom,
             align="edge",
-            color=p.PALETTE[i % len(p.PALETTE)],
+            color=p.colour(i),
             label=f"{p.clip(reason, 60)} ({int(values.sum()):,})",
         )
         bottom += values
     ax.set_ylabel(f"dead letters per {rule}")
     p.legend_above(fig, ax, ncols=2)
     p.time_axis(ax)
-    return Chart(slug, title, caption, p.to_png(fig))
+    return spec.drawn(fig)
 
 
 # -- 8. throughput and latency -------------------------------------------------------------
@@ -208,12 +199,9 @@ LATENCY_GAP = (
 
 
 def throughput_chart(throughput: pd.DataFrame | None) -> Chart:
-    slug, title, caption = "throughput", THROUGHPUT_TITLE, THROUGHPUT_CAPTION
+    spec = p.ChartSpec("throughput", THROUGHPUT_TITLE, THROUGHPUT_CAPTION)
     if not p.has_rows(throughput, "minute", "transactions"):
-        return missing(
-            slug,
-            title,
-            caption,
+        return spec.missing(
             "no scored transactions in this window "
             "(streamlearn.transactions); besides, processing latency (Kafka publish "
             "to score, the p50/p99 on /status) is not stored in ClickHouse",
@@ -237,4 +225,4 @@ def throughput_chart(throughput: pd.DataFrame | None) -> Chart:
     if lags:
         lag_ax.legend(fontsize=8, loc="upper left")
     p.time_axis(lag_ax)
-    return Chart(slug, title, caption, p.to_png(fig), LATENCY_GAP)
+    return spec.drawn(fig, LATENCY_GAP)

@@ -52,9 +52,26 @@ class Chart:
     missing: str | None = None
 
 
-def missing(slug: str, title: str, caption: str, why: str) -> Chart:
-    """A chart that could not be drawn, and why (what data it lacks)."""
-    return Chart(slug, title, caption, None, why)
+@dataclass(frozen=True)
+class ChartSpec:
+    """What a chart is (slug, title, caption): the Chart it draws, or why it cannot."""
+
+    slug: str
+    title: str
+    caption: str
+
+    def missing(self, why: str) -> Chart:
+        """The chart could not be drawn, and why (what data it lacks)."""
+        return Chart(self.slug, self.title, self.caption, None, why)
+
+    def drawn(self, fig: Figure, note: str | None = None) -> Chart:
+        """The chart as a PNG, with a note on what it cannot show, if any."""
+        return Chart(self.slug, self.title, self.caption, to_png(fig), note)
+
+
+def colour(i: int) -> str:
+    """The i-th line's colour, cycling through PALETTE."""
+    return PALETTE[i % len(PALETTE)]
 
 
 def has_rows(df: pd.DataFrame | None, *columns: str) -> TypeGuard[pd.DataFrame]:
