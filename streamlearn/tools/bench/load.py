@@ -18,6 +18,7 @@ from streamlearn.foundation.kafka import admin, confluent_config, produce, produ
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas import Serde
 from streamlearn.schemas.serde import default_registry
+from streamlearn.tools.bench.periodic import Periodic
 
 # (key, value, transaction id): a message encoded before the run, so that the paced loop
 # spends its time on the broker, not on Avro.
@@ -221,7 +222,7 @@ class PredictionWatcher:
         self.consumer.close()
 
 
-class StatusPoller:
+class StatusPoller(Periodic):
     """Polls the worker's /status on a thread (a dashboard's load, and the learned counter).
 
     Each sample is (the worker's uptime when it built the snapshot, the snapshot): /status
@@ -229,29 +230,21 @@ class StatusPoller:
     """
 
     def __init__(self, status: Callable[[], dict[str, Any]], interval_s: float = 1.0) -> None:
+        super().__init__("bench-status", interval_s)
         self.status = status
-        self.interval_s = interval_s
         self.samples: list[tuple[float, dict[str, Any]]] = []
         self.errors = 0
         self.slowest_s = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-status", daemon=True)
 
-    def start(self) -> StatusPoller:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.perf_counter()
-            try:
-                body = self.status()
-            except OSError:
-                self.errors += 1
-            else:
-                self.samples.append((float(body.get("uptime_s") or 0.0), body))
-            self.slowest_s = max(self.slowest_s, time.perf_counter() - t0)
-            self._stop.wait(self.interval_s)
+    def tick(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            body = self.status()
+        except OSError:
+            self.errors += 1
+        else:
+            self.samples.append((float(body.get("uptime_s") or 0.0), body))
+        self.slowest_s = max(self.slowest_s, time.perf_counter() - t0)
 
     def counter(self, key: str) -> list[tuple[float, int]]:
         """(snapshot time, value) of one counter, one sample per snapshot."""
@@ -260,10 +253,6 @@ class StatusPoller:
             if not out or t != out[-1][0]:
                 out.append((t, int(body.get(key) or 0)))
         return out
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 def encode_outcomes(labels: Sequence[tuple[str, bool]], event_ms: int) -> list[Message]:

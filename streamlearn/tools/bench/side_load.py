@@ -15,6 +15,7 @@ from streamlearn.foundation.settings import Settings, settings_env
 from streamlearn.foundation.store.access import worker_store
 from streamlearn.tools.bench.champion import MATURITY_S
 from streamlearn.tools.bench.figures import Latency
+from streamlearn.tools.bench.periodic import Periodic
 
 # What an analyst watching the fraud desk runs: the day's payments, scores and alerts per
 # merchant category, over every row the worker wrote today.
@@ -29,35 +30,25 @@ ORDER BY payments DESC
 RETRAIN_TIMEOUT_S = 600.0
 
 
-class Analyst:
+class Analyst(Periodic):
     """`streamlearn query`'s path (a read-only RemoteStore) every interval_s, on a thread."""
 
+    join_timeout_s = 60.0
+
     def __init__(self, settings: Settings, interval_s: float = 5.0) -> None:
+        super().__init__("bench-analyst", interval_s, paced=True)
         self.store = worker_store(settings, readonly=True)
-        self.interval_s = interval_s
         self.seconds: list[float] = []
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-analyst", daemon=True)
 
-    def start(self) -> Analyst:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.perf_counter()
-            try:
-                self.store.query_df(ANALYST_SQL, readonly=1)
-            except StreamlearnError as exc:
-                self.errors.append(str(exc))
-            else:
-                self.seconds.append(time.perf_counter() - t0)
-            self._stop.wait(max(0.0, self.interval_s - (time.perf_counter() - t0)))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
+    def tick(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.store.query_df(ANALYST_SQL, readonly=1)
+        except StreamlearnError as exc:
+            self.errors.append(str(exc))
+        else:
+            self.seconds.append(time.perf_counter() - t0)
 
     def summary(self) -> dict[str, Any]:
         lat = Latency.of([s * 1000 for s in self.seconds])
