@@ -24,6 +24,7 @@ the radius grows so that a customer keeps as many terminals in reach.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,14 +196,8 @@ def _compromise_terminals(
 ) -> None:
     """Scenario 2: every payment at a compromised terminal for terminal_days is fraud."""
     draws = _daily_draws(rng, config.terminal_rate, config.terminals, config.days)
-    by_terminal = np.argsort(terminal, kind="stable")
-    sorted_terminal = terminal[by_terminal]
-    for d, chosen in enumerate(draws):
-        for t in chosen:
-            lo, hi = np.searchsorted(sorted_terminal, [t, t + 1])
-            rows = by_terminal[lo:hi]
-            rows = rows[(day[rows] >= d) & (day[rows] < d + config.terminal_days)]
-            scenario[rows] = 2
+    for rows in _compromised(draws, terminal, day, config.terminal_days):
+        scenario[rows] = 2
 
 
 def _compromise_cards(
@@ -216,18 +211,26 @@ def _compromise_cards(
     """Scenario 3: a share of a compromised card's payments for customer_days are fraud at
     amount_factor times the amount."""
     draws = _daily_draws(rng, config.customer_rate, config.customers, config.days)
-    by_customer = np.argsort(customer, kind="stable")
-    sorted_customer = customer[by_customer]
+    for rows in _compromised(draws, customer, day, config.customer_days):
+        n = int(len(rows) * config.customer_share)
+        if n:
+            hit = rng.choice(rows, size=n, replace=False)
+            amount[hit] *= config.amount_factor
+            scenario[hit] = 3
+
+
+def _compromised(
+    draws: list, key: np.ndarray, day: np.ndarray, window_days: int
+) -> Iterator[np.ndarray]:
+    """Per day d and key drawn that day (a terminal, a card): the rows of that key's payments
+    on days d to d + window_days - 1."""
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
     for d, chosen in enumerate(draws):
-        for c in chosen:
-            lo, hi = np.searchsorted(sorted_customer, [c, c + 1])
-            rows = by_customer[lo:hi]
-            rows = rows[(day[rows] >= d) & (day[rows] < d + config.customer_days)]
-            n = int(len(rows) * config.customer_share)
-            if n:
-                hit = rng.choice(rows, size=n, replace=False)
-                amount[hit] *= config.amount_factor
-                scenario[hit] = 3
+        for k in chosen:
+            lo, hi = np.searchsorted(sorted_key, [k, k + 1])
+            rows = order[lo:hi]
+            yield rows[(day[rows] >= d) & (day[rows] < d + window_days)]
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
