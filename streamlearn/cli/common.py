@@ -27,6 +27,10 @@ StateDir = Annotated[
     Path | None, typer.Option("--state-dir", help="Local state (STREAMLEARN_STATE_DIR).")
 ]
 
+MaturityS = Annotated[
+    float | None, typer.Option(min=0, help="Label maturity in seconds (default from settings).")
+]
+
 
 def load_settings(
     bootstrap: str | None = None, store: str | None = None, state_dir: Path | None = None

@@ -14,6 +14,7 @@ from streamlearn.batch_retrain.rollback import rollback
 from streamlearn.batch_retrain.shadow import check_shadow
 from streamlearn.cli.common import (
     Bootstrap,
+    MaturityS,
     StateDir,
     StoreUrl,
     console,
@@ -125,9 +126,7 @@ def models_shadow_check(
     bootstrap: Bootstrap = None,
     store: StoreUrl = None,
     state_dir: StateDir = None,
-    maturity_s: Annotated[
-        float | None, typer.Option(min=0, help="Label maturity in seconds (default from settings).")
-    ] = None,
+    maturity_s: MaturityS = None,
     min_labels: Annotated[
         int | None, typer.Option(min=1, help="Matured transactions needed (SHADOW_MIN_LABELS).")
     ] = None,

@@ -23,6 +23,7 @@ from streamlearn.batch_retrain.triggers import TriggerConfig
 from streamlearn.batch_retrain.watch import watch as watch_loop
 from streamlearn.cli.common import (
     Bootstrap,
+    MaturityS,
     StateDir,
     StoreUrl,
     console,
@@ -52,9 +53,7 @@ def retrain(
     bootstrap: Bootstrap = None,
     store: StoreUrl = None,
     state_dir: StateDir = None,
-    maturity_s: Annotated[
-        float | None, typer.Option(min=0, help="Label maturity in seconds (default from settings).")
-    ] = None,
+    maturity_s: MaturityS = None,
     publish: Annotated[bool, typer.Option(help="Publish the model on the models topic.")] = True,
     shadow: Annotated[
         bool | None,
