@@ -12,6 +12,7 @@ collection held the loop for ~100 ms.
 
 from __future__ import annotations
 
+import logging
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,12 @@ UNLEARNED_COLUMNS = (
     "source_partition",
     "source_offset",
 )
+# Rows of unlearned_outcomes waiting for the store (they ride in learner checkpoints too): a long
+# store outage must not grow them without end. Past this many, each further one is counted in
+# `unlearned_rows_not_stored` (on /status) instead of kept; its outcome is still in `outcomes`.
+UNLEARNED_MAX_ROWS = 100_000
+
+log = logging.getLogger(__name__)
 # (features, scores as served incl. "served", merchant_id, transaction event time ms)
 Logged = tuple[array, dict[str, float], str, int]
 
@@ -65,13 +72,20 @@ class LabelJoin:
         label_horizon_days: float,
         early_wait_s: float,
         early_max: int = 100_000,
+        unlearned_max: int = UNLEARNED_MAX_ROWS,
     ) -> None:
         self.pending: BoundedMap[Logged] = BoundedMap(pending_max)
         self.early: BoundedMap[Parked] = BoundedMap(early_max)
         self.horizon_ms = label_horizon_days * DAY_MS
         self.early_wait_ms = early_wait_s * 1000
         self.unlearned: list[list[Any]] = []  # streamlearn.unlearned_outcomes rows to store
-        self.counters = {"early_outcomes": 0, "expired_outcomes": 0, "unknown_outcomes": 0}
+        self.unlearned_max = unlearned_max
+        self.counters = {
+            "early_outcomes": 0,
+            "expired_outcomes": 0,
+            "unknown_outcomes": 0,
+            "unlearned_rows_not_stored": 0,
+        }
 
     # -- scoring side ---------------------------------------------------------------------
     def on_scored(self, txn_id: str, entry: Logged) -> Example | None:
@@ -121,6 +135,15 @@ class LabelJoin:
     def _unlearned(self, txn_id: str, parked: Parked, txn_ms: int | None, reason: str) -> None:
         key = "expired_outcomes" if reason == EXPIRED else "unknown_outcomes"
         self.counters[key] += 1
+        if len(self.unlearned) >= self.unlearned_max:
+            if self.counters["unlearned_rows_not_stored"] == 0:  # once: the counter says the rest
+                log.warning(
+                    "%d unlearned-outcome rows wait for the store: further ones are counted in "
+                    "unlearned_rows_not_stored, not kept (their outcomes are in `outcomes`)",
+                    len(self.unlearned),
+                )
+            self.counters["unlearned_rows_not_stored"] += 1
+            return
         self.unlearned.append(
             [
                 txn_id,

@@ -56,3 +56,12 @@ def test_an_outcome_waiting_too_long_is_unknown() -> None:
     assert not j.give_up("x", parked, T0 + 10_000)
     assert j.give_up("x", parked, T0 + 3_600_001)
     assert j.counters["unknown_outcomes"] == 1 and j.unlearned[0][4] == "unknown"
+
+
+def test_unlearned_rows_waiting_for_the_store_are_bounded_and_the_rest_counted() -> None:
+    j = LabelJoin(pending_max=100, label_horizon_days=90, early_wait_s=3600, unlearned_max=3)
+    for i in range(5):
+        j.join(f"t{i}", logged(T0), Parked(True, T0 + 91 * DAY_MS, T0, 0, i))
+    assert [row[0] for row in j.unlearned] == ["t0", "t1", "t2"]
+    assert j.counters["expired_outcomes"] == 5  # every one is still counted by its reason
+    assert j.counters["unlearned_rows_not_stored"] == 2
