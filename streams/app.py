@@ -17,7 +17,7 @@ from streamlearn.foundation.errors import StoreUnavailable
 from streamlearn.foundation.kafka import faust_broker_options, topic_config
 from streamlearn.foundation.settings import Settings
 from streamlearn.streams import fastpath
-from streamlearn.streams.draining import DrainingApp
+from streamlearn.streams.draining import DrainingApp, within
 from streamlearn.streams.failure import fatal
 from streamlearn.streams.learning import CheckpointRequest
 from streamlearn.streams.merchant_risk import REFRESH_SQL
@@ -36,16 +36,6 @@ DRIFT_INTERVAL_S = 5.0
 DEAD_LETTERS_INTERVAL_S = 5.0
 METRICS_INTERVAL_S = 60.0
 PARKED_INTERVAL_S = 30.0  # outcomes waiting for their transaction: store lookup, expiry
-
-
-async def _within(coro: Any, timeout: float) -> bool:
-    """Run coro for at most timeout seconds; False (and cancelled, not awaited) if late."""
-    task = asyncio.ensure_future(coro)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if not done:
-        task.cancel()
-        return False
-    return task.exception() is None
 
 
 @dataclass
@@ -284,7 +274,7 @@ def _checkpoints(
             metrics = parts.learning.published.status.get("online_metrics", {})
             last = flush_online_metrics(parts.sink, metrics, usage.worker)
             flushes = asyncio.gather(flush_usage(parts.sink, parts.stats, usage), last)
-            if not await _within(flushes, 5.0):
+            if not await within(flushes, 5.0):
                 log.warning("the last inference cost and online metrics were not written")
 
     app.on_drained = on_drained

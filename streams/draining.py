@@ -45,10 +45,10 @@ class DrainingApp(faust.App):
         log.warning("%s: finishing the in-flight batches (up to %.0fs)", what, budget)
         # asyncio.wait, not wait_for: a timeout must not wait for a commit stuck in a
         # rebalance to unwind, so the stop stays bounded.
-        drained = await _within(self._drain(), budget)
+        drained = await within(self._drain(), budget)
         if drained and self.on_drained is not None:
-            drained = await _within(self.on_drained(), budget)
-        committed = await _within(consumer.commit(), 10.0)
+            drained = await within(self.on_drained(), budget)
+        committed = await within(consumer.commit(), 10.0)
         if drained and committed:
             log.warning("%s: in-flight batches written and offsets committed", what)
         elif stopping:
@@ -75,7 +75,7 @@ class DrainingApp(faust.App):
             await asyncio.sleep(0.02)
 
 
-async def _within(coro: Any, timeout: float) -> bool:
+async def within(coro: Any, timeout: float) -> bool:
     """Run coro for at most timeout seconds; False (and cancelled, not awaited) if late."""
     task = asyncio.ensure_future(coro)
     done, _ = await asyncio.wait({task}, timeout=timeout)
