@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import os
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +134,18 @@ def _unspecified(address: str) -> bool:
     return ipaddress.ip_address(address).is_unspecified  # 0.0.0.0, ::: every interface
 
 
+async def _guarded(app: DrainingApp, stage: str, work: Awaitable[Any]) -> None:
+    """Await one event's work, counted in flight for the drain; a failure stops the worker."""
+    app.in_flight += 1
+    try:
+        await work
+    except Exception as exc:
+        fatal(stage, exc)
+        raise
+    finally:
+        app.in_flight -= 1
+
+
 def _agents(
     app: DrainingApp, transactions: Any, outcomes: Any, running: Running, parts: WorkerParts
 ) -> None:
@@ -142,26 +155,12 @@ def _agents(
     @app.agent(transactions, isolated_partitions=True)
     async def score(stream: Any) -> None:
         async for event in stream.noack().events():
-            app.in_flight += 1
-            try:
-                await running.scorer.score(event.value)
-            except Exception as exc:
-                fatal("scoring", exc)
-                raise
-            finally:
-                app.in_flight -= 1
+            await _guarded(app, "scoring", running.scorer.score(event.value))
 
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
         async for event in stream.noack().events():
-            app.in_flight += 1
-            try:
-                await parts.outcomes.process(event.value)
-            except Exception as exc:
-                fatal("learning", exc)
-                raise
-            finally:
-                app.in_flight -= 1
+            await _guarded(app, "learning", parts.outcomes.process(event.value))
             # Acked once a learner checkpoint covers it: an outcome committed but learned only
             # in memory would be lost by a crash.
             parts.held.hold(event.value)
