@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from streamlearn.foundation.errors import StoreUnavailable
@@ -65,6 +65,15 @@ class Store:
             if readonly:
                 self.command(f"SET readonly = {int(readonly)}")
 
+    @contextlib.contextmanager
+    def _guarded(self, what: str) -> Iterator[None]:
+        """One call at a time on the client; any failure of it is StoreUnavailable, one line."""
+        with self._lock:
+            try:
+                yield
+            except Exception as exc:
+                raise StoreUnavailable(f"{what} failed: {_one_line(exc)}") from exc
+
     def _query_settings(self, settings: dict[str, Any]) -> dict[str, Any] | None:
         """Per-query settings. On chdb a read-only session takes none (it is read-only for good
         and its limits were set when it opened); on a server, readonly=1 and the session's
@@ -112,41 +121,29 @@ class Store:
         self.command(f"DROP TABLE {DATABASE}.{new}")
 
     def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
-        with self._lock:
-            try:
-                return self.client.command(sql, settings=settings)
-            except Exception as exc:
-                raise StoreUnavailable(f"ClickHouse command failed: {_one_line(exc)}") from exc
+        with self._guarded("ClickHouse command"):
+            return self.client.command(sql, settings=settings)
 
     def query_df(self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any):
-        with self._lock:
-            try:
-                return self.client.query_df(
-                    sql, parameters=parameters, settings=self._query_settings(settings)
-                )
-            except Exception as exc:
-                raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc
+        with self._guarded("ClickHouse query"):
+            return self.client.query_df(
+                sql, parameters=parameters, settings=self._query_settings(settings)
+            )
 
     def query_rows(
         self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any
     ) -> tuple[list[str], list[tuple]]:
-        with self._lock:
-            try:
-                res = self.client.query(
-                    sql, parameters=parameters, settings=self._query_settings(settings)
-                )
-            except Exception as exc:
-                raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc
+        with self._guarded("ClickHouse query"):
+            res = self.client.query(
+                sql, parameters=parameters, settings=self._query_settings(settings)
+            )
         return list(res.column_names), [tuple(r) for r in res.result_rows]
 
     def query_arrow(self, sql: str, parameters: dict[str, Any] | None = None, **settings: Any):
-        with self._lock:
-            try:
-                return self.client.query_arrow(
-                    sql, parameters=parameters, settings=self._query_settings(settings)
-                )
-            except Exception as exc:
-                raise StoreUnavailable(f"ClickHouse query failed: {_one_line(exc)}") from exc
+        with self._guarded("ClickHouse query"):
+            return self.client.query_arrow(
+                sql, parameters=parameters, settings=self._query_settings(settings)
+            )
 
     def insert(
         self,
@@ -159,24 +156,18 @@ class Store:
         if not rows:
             return
         settings = {"insert_deduplication_token": token} if token else None
-        with self._lock:
-            try:
-                self.client.insert(
-                    f"{DATABASE}.{table}", rows, column_names=list(columns), settings=settings
-                )
-            except Exception as exc:
-                raise StoreUnavailable(f"insert into {table} failed: {_one_line(exc)}") from exc
+        with self._guarded(f"insert into {table}"):
+            self.client.insert(
+                f"{DATABASE}.{table}", rows, column_names=list(columns), settings=settings
+            )
 
     def insert_arrow(self, table: str, data: Any, token: str | None = None) -> None:
         """Insert an Arrow table (columnar: no per-row Python encoding, no DESCRIBE first)."""
         if data.num_rows == 0:
             return
         settings = {"insert_deduplication_token": token} if token else None
-        with self._lock:
-            try:
-                self.client.insert_arrow(f"{DATABASE}.{table}", data, settings=settings)
-            except Exception as exc:
-                raise StoreUnavailable(f"insert into {table} failed: {_one_line(exc)}") from exc
+        with self._guarded(f"insert into {table}"):
+            self.client.insert_arrow(f"{DATABASE}.{table}", data, settings=settings)
 
     def close(self) -> None:
         # Closing a broken client has nothing left to report.
