@@ -17,7 +17,7 @@ import heapq
 import math
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,22 +57,22 @@ def _binned(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, .
     return y[keep], np.tile(ranks, 2)[keep], w[keep]
 
 
-def binned_average_precision(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """Average precision of per-bin label counts (bins ordered by score), ties within a bin."""
+def _binned_score(score: Callable[..., Any], positives: np.ndarray, negatives: np.ndarray) -> float:
     binned = _binned(positives, negatives)
     if binned is None:
         return NAN
     y, ranks, w = binned
-    return float(average_precision_score(y, ranks, sample_weight=w))
+    return float(score(y, ranks, sample_weight=w))
+
+
+def binned_average_precision(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Average precision of per-bin label counts (bins ordered by score), ties within a bin."""
+    return _binned_score(average_precision_score, positives, negatives)
 
 
 def binned_roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
     """ROC AUC of per-bin label counts (scores in one bin count as tied)."""
-    binned = _binned(positives, negatives)
-    if binned is None:
-        return NAN
-    y, ranks, w = binned
-    return float(roc_auc_score(y, ranks, sample_weight=w))
+    return _binned_score(roc_auc_score, positives, negatives)
 
 
 @dataclass
