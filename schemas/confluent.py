@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
 from streamlearn.foundation.errors import ConfigError, RegistryUnavailable
+from streamlearn.foundation.kafka import ssl_locations
 from streamlearn.foundation.settings import Settings
 from streamlearn.schemas.registry import SchemaError, WriterSchema, writer_schema
 from streamlearn.schemas.resolution import incompatibilities
@@ -48,12 +49,13 @@ def client_config(settings: Settings, *, worker: bool = True) -> dict[str, Any]:
         password = settings.schema_registry_password
         secret = password.get_secret_value() if password else ""
         conf["basic.auth.user.info"] = f"{settings.schema_registry_username}:{secret}"
-    if settings.schema_registry_ssl_cafile:
-        conf["ssl.ca.location"] = str(settings.schema_registry_ssl_cafile)
-    if settings.schema_registry_ssl_certfile:
-        conf["ssl.certificate.location"] = str(settings.schema_registry_ssl_certfile)
-    if settings.schema_registry_ssl_keyfile:
-        conf["ssl.key.location"] = str(settings.schema_registry_ssl_keyfile)
+    conf.update(
+        ssl_locations(
+            settings.schema_registry_ssl_cafile,
+            settings.schema_registry_ssl_certfile,
+            settings.schema_registry_ssl_keyfile,
+        )
+    )
     if worker:  # a lookup blocks the scoring loop: fail fast, the next message tries again
         conf.update({"timeout": LOOKUP_TIMEOUT_S, "max.retries": 0})
     else:  # a command: a person waits for the answer

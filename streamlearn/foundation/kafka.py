@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -18,6 +19,19 @@ MODELS_MAX_BYTES = 64 * 1024 * 1024
 SETTING_ERRORS = frozenset(
     {KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.INVALID_CONFIG, KafkaError.POLICY_VIOLATION}
 )
+
+
+def ssl_locations(
+    cafile: Path | None, certfile: Path | None, keyfile: Path | None
+) -> dict[str, str]:
+    """The ssl.*.location options (librdkafka's names, which the schema registry client also
+    takes) of the files that are set."""
+    files = {
+        "ssl.ca.location": cafile,
+        "ssl.certificate.location": certfile,
+        "ssl.key.location": keyfile,
+    }
+    return {key: str(path) for key, path in files.items() if path}
 
 
 def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -39,12 +53,11 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         conf["sasl.password"] = (
             settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
         )
-    if settings.kafka_ssl_cafile:
-        conf["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
-    if settings.kafka_ssl_certfile:
-        conf["ssl.certificate.location"] = str(settings.kafka_ssl_certfile)
-    if settings.kafka_ssl_keyfile:
-        conf["ssl.key.location"] = str(settings.kafka_ssl_keyfile)
+    conf.update(
+        ssl_locations(
+            settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile
+        )
+    )
     if settings.kafka_ssl_key_password:
         conf["ssl.key.password"] = settings.kafka_ssl_key_password.get_secret_value()
     conf.update(extra)
