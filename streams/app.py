@@ -55,7 +55,7 @@ def build_app(settings: Settings, parts: WorkerParts) -> Running:
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = _new_app(settings)
     txn_topic, outcome_topic = settings.topic("transactions"), settings.topic("outcomes")
-    fastpath.install(app, [txn_topic, outcome_topic])
+    fastpath.install(app, [txn_topic, outcome_topic], settings.fetch_max_wait_ms)
     transactions = app.topic(txn_topic, value_serializer=fastpath.BATCH_CODEC)
     outcomes = app.topic(outcome_topic, value_serializer=fastpath.BATCH_CODEC)
     # Per-card state ("c:<card>") and per-merchant state of this partition ("m:<merchant>@<p>"):

@@ -61,10 +61,26 @@ class Batch:
         return self.tp.partition
 
 
+class _ShortPollThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, with the broker's long poll bounded by fetch_max_wait_ms."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust fixes 1,500 ms. A fetch that holds only idle partitions (outcomes, say) while
+        # the busy ones have records waiting to be handed out long-polls that long, and new
+        # transactions wait behind it: p50 ~0.9 s and p99 ~1.9 s at 1,000 events/s.
+        consumer._fetch_max_wait_ms = BatchConsumer.fetch_max_wait_ms
+        return consumer
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose batch topics are delivered a fetch at a time."""
 
     batch_topics: frozenset[str] = frozenset()
+    fetch_max_wait_ms = 1500
+
+    def _new_consumer_thread(self) -> Any:
+        return _ShortPollThread(self, loop=self.loop, beacon=self.beacon)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -218,9 +234,11 @@ def consumer_of(app: Any) -> BatchConsumer:
     return consumer
 
 
-def install(app: Any, topics: Sequence[str]) -> None:
-    """Make `app` consume `topics` a fetch at a time (call before the app starts)."""
+def install(app: Any, topics: Sequence[str], fetch_max_wait_ms: int = 1500) -> None:
+    """Make `app` consume `topics` a fetch at a time (call before the app starts), the
+    broker holding an empty fetch at most fetch_max_wait_ms."""
     BatchConsumer.batch_topics = frozenset(topics)
+    BatchConsumer.fetch_max_wait_ms = fetch_max_wait_ms
     app.transport = BatchTransport(app.conf.broker_consumer, app)
 
 

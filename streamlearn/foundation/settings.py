@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(500, ge=1, description="Max events scored per micro-batch.")
     batch_within: float = Field(0.05, gt=0, description="Max seconds to fill a micro-batch.")
+    fetch_max_wait_ms: int = Field(
+        10,
+        ge=0,
+        le=1500,
+        description="How long the broker may hold a consumer fetch that finds no new records "
+        "(Faust fixes 1,500 ms: a transaction could wait that long behind a fetch of idle "
+        "partitions).",
+    )
     merchant_risk_refresh_s: float = Field(
         300.0, gt=0, description="Seconds between merchant fraud-rate refreshes (daily buckets)."
     )
