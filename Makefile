@@ -60,7 +60,7 @@ test-unit: setup ## Run the tests that need no broker
 
 # e.g. make bench BENCH_ARGS="--quick --json /tmp/bench.json"
 BENCH_ARGS ?=
-bench: setup ## Issue 9's figures in one run, ~15 min (BENCH_ARGS="--quick --json FILE")
+bench: setup ## Issue 9's figures in one run, ~7 min (BENCH_ARGS="--quick --json FILE")
 	$(BIN)/streamlearn bench $(BENCH_ARGS)
 
 # e.g. make profile PROFILE_ARGS=--quick
