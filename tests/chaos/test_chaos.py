@@ -503,6 +503,13 @@ def test_rebalance_while_outcomes_flow(settings: Settings, tmp_path: Path) -> No
     try:
         producer.wait_progress(0.3)
         second.start()  # joins: a rebalance while both streams flow
+        # It works before it leaves: a member that leaves within a second or two of joining
+        # is a known gap (README, Known limits), not what this scenario measures.
+        wait_until(
+            lambda: second.status()["outcomes"] > 0,
+            timeout=CATCH_UP_S,
+            what="the second worker dealing with outcomes of its partitions",
+        )
         producer.wait_progress(0.7)
         assert second.stop(timeout=60) == 0  # leaves gracefully: another rebalance
         producer.finish()
