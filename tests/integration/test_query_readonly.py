@@ -15,6 +15,7 @@ from streamlearn.foundation.settings import Settings, settings_env
 from streamlearn.foundation.store import Store
 from streamlearn.foundation.store.access import worker_store
 from streamlearn.tools.processes import WorkerProcess
+from tests.integration.test_pipeline import produce_transactions, simulated
 
 WRITES = {
     "INSERT": "INSERT INTO streamlearn.models (version, name) VALUES ('evil', 'x')",
@@ -64,10 +65,14 @@ def test_query_is_read_only_on_the_embedded_store(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(150)
 def test_query_is_read_only_through_the_worker(settings: Settings, tmp_path: Path) -> None:
-    with WorkerProcess(settings, tmp_path / "worker.log"):
+    with WorkerProcess(settings, tmp_path / "worker.log") as proc:
         snapshot = _check_refused(settings)
         # The web port enforces it too, whatever settings a read-only client sends.
         remote = worker_store(settings, readonly=True)
         with pytest.raises(StoreUnavailable, match=r"read-only request|readonly mode"):
             remote.query_df(WRITES["INSERT"], readonly=0)
+        # Reads on the analyst session leave the writer's session writable (a read-only
+        # query can leave a chdb session read-only): the worker still stores what it scores.
+        produce_transactions(settings, simulated(50, seed=31))
+        proc.wait_for("transactions", 50, timeout=90)
     assert "evil" not in snapshot
