@@ -68,6 +68,9 @@ def _maven_package(mvn: str, dest: Path, log_path: Path) -> int:
     cmd = [mvn, "-B", "--no-transfer-progress", "-s", str(REGISTRY_DIR / "settings.xml")]
     cmd += ["-f", str(REGISTRY_DIR / "pom.xml"), "package", f"-Dregistry.dir={dest}"]
     cmd += ["-Dquarkus.build.skip=false"]  # a skip set in the caller's Maven config must not win
+    # Apicurio's own jar sets %prod.quarkus.package.type=legacy-jar; which application.properties
+    # wins depends on classpath order, so a system property (higher ordinal) settles it.
+    cmd += ["-Dquarkus.package.type=fast-jar"]
     with log_path.open("w") as log:
         return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
 
