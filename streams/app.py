@@ -27,6 +27,7 @@ from streamlearn.streams.monitoring import flush_online_metrics
 from streamlearn.streams.outcome_acks import release
 from streamlearn.streams.parts import WorkerParts
 from streamlearn.streams.scoring import Scorer
+from streamlearn.streams.state_bounds import drop_foreign
 from streamlearn.streams.usage import UsageMeter, flush_usage
 from streamlearn.streams.web import StatusCache, register_views
 from streamlearn.streams.writer import BatchWriter
@@ -167,6 +168,17 @@ def _agents(
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types it sync
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:
         parts.held.forget({tp.partition for tp in revoked if tp.topic == outcomes.get_topic_name()})
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types it sync
+    async def on_assigned(_app: Any, assigned: set, **_kwargs: Any) -> None:
+        # Before recovery and before scoring resumes: card and merchant state of partitions
+        # that went to another worker leaves memory (its changelog keeps it for them).
+        topic = transactions.get_topic_name()
+        owned = {tp.partition for tp in assigned if tp.topic == topic}
+        dropped = drop_foreign(running.scorer.table.data, owned)
+        parts.stats.foreign_state_dropped += dropped
+        if dropped:
+            log.info("state of %d cards/merchants of partitions now elsewhere dropped", dropped)
 
     @app.task
     async def write() -> None:

@@ -35,6 +35,7 @@ class WorkerStats:
     expired_outcomes: int = 0  # known after the label horizon: stored, not learned
     unknown_outcomes: int = 0  # their transaction never came: stored, not learned
     replayed_transactions: int = 0
+    foreign_state_dropped: int = 0  # state entries of partitions moved to another worker
     batches: int = 0
     # (wall time, latency) of recent events: percentiles cover the last LATENCY_WINDOW_S only,
     # so a replayed backlog does not hide what live traffic sees now.

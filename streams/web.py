@@ -72,6 +72,7 @@ def _scoring_status(parts: WorkerParts, running: Running) -> dict[str, Any]:
         "dead_letters_undeliverable": parts.dlq.undeliverable,
         "replayed_transactions": s.replayed_transactions,
         "state_entries": len(running.scorer.table.data),
+        "foreign_state_dropped": s.foreign_state_dropped,
         "inference": {
             v: {"cpu_s": cpu, "predictions": s.inference_count.get(v, 0)}
             for v, cpu in s.inference_cpu_s.items()

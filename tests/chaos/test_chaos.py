@@ -506,6 +506,7 @@ def test_rebalance_while_outcomes_flow(settings: Settings, tmp_path: Path, stay:
     second = worker(members[1], tmp_path / "worker-2.log")
     try:
         producer.wait_progress(0.3)
+        entries_before = first.status()["state_entries"]
         second.start()  # joins: a rebalance while both streams flow
         if stay == "works":
             wait_until(
@@ -521,6 +522,13 @@ def test_rebalance_while_outcomes_flow(settings: Settings, tmp_path: Path, stay:
                 interval=0.2,
                 what="the second worker handed its first batch",
             )
+        # The partitions that went to the second worker take their card and merchant state
+        # out of the first one's memory (their changelog keeps it).
+        wait_until(
+            lambda: first.status()["foreign_state_dropped"] > 0,
+            timeout=CATCH_UP_S,
+            what="the first worker dropping the state of partitions it gave up",
+        )
         assert second.stop(timeout=60) == 0  # leaves gracefully: another rebalance
         producer.finish()
         outcomes.finish()
@@ -531,6 +539,9 @@ def test_rebalance_while_outcomes_flow(settings: Settings, tmp_path: Path, stay:
             return dealt_with(s) + seen[1][0] >= n
 
         wait_until(progress, timeout=CATCH_UP_S, interval=5, what=f"{n} outcomes dealt with")
+        # The partitions came back with their state, read again from the changelog.
+        entries_after = first.status()["state_entries"]
+        assert entries_after >= entries_before > 0, (entries_before, entries_after)
         assert first.stop(timeout=60) == 0
         stores = [store_figures(s.store_url) for s in members]
     finally:
