@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,9 @@ from mode.utils.futures import notify
 log = logging.getLogger(__name__)
 
 BATCH_CODEC = "streamlearn-batch"
+# How long a newly assigned partition's records wait for Faust's seek to its committed offset
+# (it follows their partition's resumption within milliseconds here) before they go anyway.
+SEEK_WAIT_S = 30.0
 
 
 class _PassThrough(codecs.Codec):
@@ -89,6 +93,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._next_offset: dict[TP, int] = {}  # after the last batch handed out, per tp
         self._hole: dict[TP, int] = {}  # where a hole was sought back to, per tp
         self._sought: set[TP] = set()  # sought to the committed offset since assignment
+        self._unsought_since: dict[TP, float] = {}  # since its records first waited, per tp
         self.batches_delivered = 0
         self.sought_back = 0
         self.holes = 0  # offsets found missing and read again
@@ -113,7 +118,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in self.batch_topics:
-                if tp not in self._sought:
+                if tp not in self._sought and not self._seek_overdue(tp):
                     # Faust resumes a partition before it seeks it to the committed offset;
                     # handed out now, these records would come again after that seek.
                     await self._seek_back({tp: recs})
@@ -132,6 +137,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         await self._seek_back({tp: recs[i:]})
                         break
                     yield tp, self._to_message(tp, record)
+
+    def _seek_overdue(self, tp: TP) -> bool:
+        """True once tp's records have waited too long for Faust's seek: they are then handed
+        out from where the consumer stands (the committed offset it started from), so that a
+        seek that never comes cannot stall the partition."""
+        now = time.monotonic()
+        if now - self._unsought_since.setdefault(tp, now) < SEEK_WAIT_S:
+            return False
+        log.warning("%s: not sought to its committed offset in %.0f s; going on", tp, SEEK_WAIT_S)
+        self._sought.add(tp)
+        return True
 
     async def _hole_sought(self, tp: TP, offset: int) -> bool:
         """True if this batch does not follow the last one handed out (or the committed offset)
@@ -235,6 +251,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp in revoked:
             self._next_offset.pop(tp, None)
             self._sought.discard(tp)
+            self._unsought_since.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
@@ -242,6 +259,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._next_offset.pop(tp, None)  # start from the committed offset again
             self._hole.pop(tp, None)
             self._sought.discard(tp)
+            self._unsought_since.pop(tp, None)
             # Faust's cache of a partition this member held before may be stale: a commit in
             # flight at the revocation writes its offset back after the revocation cleared it,
             # and another member has moved the partition on since. Checked against that, the
