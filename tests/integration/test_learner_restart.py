@@ -120,11 +120,18 @@ def test_sigkill_mid_stream_learns_every_outcome_exactly_once(
         assert first["checkpoint"]["learned_by_learner"]["river_lr"] == restored["learned"]
 
         sender.join(60)
-        final = wait_until(
-            lambda: (s := two.status()) and status_learning(s) >= N + 2 + REPEATS and s,
-            timeout=60,
-            what="every outcome to be learned or counted",
-        )
+        seen: dict[str, Any] = {}
+
+        def all_dealt_with() -> dict[str, Any] | None:
+            seen.update(two.status())
+            return seen if status_learning(seen) >= N + 2 + REPEATS else None
+
+        try:
+            final = wait_until(all_dealt_with, timeout=60, what="every outcome dealt with")
+        except AssertionError as exc:  # say how far it got
+            keys = ("learned", "duplicate_outcomes", "expired_outcomes", "unknown_outcomes")
+            got = {k: seen.get(k) for k in (*keys, "parked_outcomes", "outcomes")}
+            raise AssertionError(f"{exc}; status {got}") from None
         time.sleep(1.0)  # anything counted twice would show up now
         final = two.status()
         assert final["learned"] == N, final
