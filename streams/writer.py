@@ -13,11 +13,12 @@ A bounded backlog makes the actors wait (back-pressure) when the store is slow o
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from streamlearn.domain.features import CardState, MerchantState
 from streamlearn.foundation.deliveries import Deliveries, TrackedProducer
@@ -167,10 +168,11 @@ class BatchWriter:
             return
         deliveries = Deliveries(asyncio.get_running_loop())
         topic = self.changelog_topic()
-        dumps = json.dumps
+        # orjson: the json module's encoder was ~9% of the scoring loop at 1,000 events/s
+        # (py-spy); the bytes are the same JSON Faust's table reads back.
+        dumps = orjson.dumps
         send = self.changelog.send
         for key, (partition, value) in latest.items():
-            data = dumps(value.to_json(), separators=(",", ":")).encode()
-            send(topic, data, deliveries, key=dumps(key).encode(), partition=partition)
+            send(topic, dumps(value.to_json()), deliveries, key=dumps(key), partition=partition)
         deliveries.seal(len(latest))
         await deliveries.done
