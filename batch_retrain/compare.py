@@ -121,7 +121,7 @@ def compare(
         version,
         int(fresh.sum()),
         note,
-        noise=paired_gain_se(y, ours, theirs, w),
+        noise=paired_gain_se(y, np.asarray(ours), np.asarray(theirs), w),
     )
 
 
