@@ -34,12 +34,14 @@ def register_candidate(
     gate: str,
 ) -> dict[str, Any]:
     """Build, register (status candidate) and store the release; returns it."""
-    learned = (ts.train, ts.valid, ts.holdout) if result.refit_rows else (ts.train,)
+    # A refit learned validation too, and the holdout if it is the model to serve.
+    learned = [ts.train, *([ts.valid] if result.refit_rows else [])]
+    learned += [ts.holdout] if result.learned_holdout else []
     release = build_release(
         result.booster,
         feature_names=ts.feature_names,
         train_start=ts.train_start,
-        train_end=ts.holdout_end if result.refit_rows else ts.train_end,
+        train_end=ts.holdout_end if result.learned_holdout else ts.train_end,
         metrics=result.metrics,
         signing_key=signing_key,
         reason=reason,

@@ -10,7 +10,7 @@ import pytest
 from streamlearn.batch_retrain import registry
 from streamlearn.batch_retrain.gate import GateConfig
 from streamlearn.batch_retrain.pipeline import decide, run_retrain
-from streamlearn.batch_retrain.train import train
+from streamlearn.batch_retrain.train import refit_on_every_row, train
 from streamlearn.batch_retrain.training_set import Split, TrainingSet
 from streamlearn.domain.features import FEATURE_NAMES, FEATURE_VERSION
 from streamlearn.domain.release import build_release, resign
@@ -269,7 +269,8 @@ def _release_of(store: Store, settings: Settings, version: str) -> dict:
 
     entry = registry.get(store, version)
     ts = build_training_set(store, maturity_days=settings.label_maturity_days)
-    booster = train(ts).booster
+    # The registered candidate: the chosen rounds boosted again on train and validation.
+    booster = refit_on_every_row(ts, train(ts), holdout=False).booster
     record = build_release(
         booster,
         version=version,
