@@ -172,7 +172,7 @@ def test_guard_weighs_legit_labels_as_traffic_and_wants_a_lead_beyond_noise() ->
     assert not guard.decide(legit_weight=10.0)
     f = guard.figures
     assert 0 < f["blend_ap"] - f["champion_ap"] < f["lead_se"] and f["legit_weight"] == 10.0
-    assert "+ 1 se" in guard.reason and "legit weighing 10.0" in guard.reason
+    assert "+ 2 se" in guard.reason and "legit weighing 10.0" in guard.reason
     # Traffic weights change the AP compared: ten legit payments behind each legit label.
     unweighted = BlendGuard(window=n, margin=0.0, noise_z=0.0)
     for a, b, c in zip(y, blend, champion, strict=True):

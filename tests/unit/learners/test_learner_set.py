@@ -132,7 +132,7 @@ def test_a_blend_that_trails_the_champion_on_recent_labels_is_not_served() -> No
     guard = learners.status()["blend"]["guard"]
     assert guard["champion_ap"] > guard["blend_ap"] + 0.3
     # Once the blend clearly leads on the window of recent labels, it is served.
-    learn_pairs(learners, 2000, blend_good=True, seed=6)
+    learn_pairs(learners, 4000, blend_good=True, seed=6)
     assert scored(learners, batch(50, 5), lgbm, "v1")[2] == "blend"
     # A new champion is served until the blend leads it afresh: the comparisons held were with
     # the one before.
