@@ -161,11 +161,11 @@ def judge(
     who = f"champion {champion_version}" if champion_version else "the champion"
     if math.isnan(ours):
         return Decision(False, f"the challenger's {config.primary} is undefined", **fields)
-    slack = {n: config.noise_z * se for n, se in (noise or {}).items() if se == se}
     theirs = _get(champion, p + config.primary)
     if not math.isnan(theirs):
         g = gain(config.primary, ours, theirs)
-        bar = config.margin - slack.get(config.primary, 0.0)
+        se = (noise or {}).get(config.primary, float("nan"))
+        bar = config.margin - (config.noise_z * se if not math.isnan(se) else 0.0)
         if g < bar - EPS:
             return Decision(
                 False,
@@ -173,21 +173,9 @@ def judge(
                 f"the margin {config.margin:+.4f}{_noted(config, noise, config.primary, ' less')}",
                 **fields,
             )
-    for name, allowed in config.tolerances.items():
-        tolerance = max(allowed, slack.get(name, 0.0))
-        a, b = _get(challenger, p + name), _get(champion, p + name)
-        if math.isnan(b):
-            continue  # the champion's value is undefined: nothing to lose
-        if math.isnan(a):
-            return Decision(False, f"the challenger's {name} is undefined", **fields)
-        loss = -gain(name, a, b)
-        if loss > tolerance + EPS:
-            return Decision(
-                False,
-                f"{name} {a:.4f} vs {who} {b:.4f}: loses {loss:.4f}, more than the "
-                f"tolerance {allowed:.4f}{_noted(config, noise, name, ' or')}",
-                **fields,
-            )
+    refused = _beyond_tolerance(challenger, champion, config, noise, who)
+    if refused:
+        return Decision(False, refused, **fields)
     shown = f"{theirs:.4f}" if not math.isnan(theirs) else "undefined"
     return Decision(
         True,
@@ -196,6 +184,33 @@ def judge(
         f"than its tolerance",
         **fields,
     )
+
+
+def _beyond_tolerance(
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float],
+    config: GateConfig,
+    noise: Mapping[str, float] | None,
+    who: str,
+) -> str:
+    """Why a metric other than the primary refuses the challenger ("" if none does): it lost
+    more than max(its tolerance, noise_z standard errors of the difference)."""
+    p = config.prefix
+    for name, allowed in config.tolerances.items():
+        se = (noise or {}).get(name, float("nan"))
+        tolerance = max(allowed, config.noise_z * se) if not math.isnan(se) else allowed
+        a, b = _get(challenger, p + name), _get(champion, p + name)
+        if math.isnan(b):
+            continue  # the champion's value is undefined: nothing to lose
+        if math.isnan(a):
+            return f"the challenger's {name} is undefined"
+        loss = -gain(name, a, b)
+        if loss > tolerance + EPS:
+            return (
+                f"{name} {a:.4f} vs {who} {b:.4f}: loses {loss:.4f}, more than the "
+                f"tolerance {allowed:.4f}{_noted(config, noise, name, ' or')}"
+            )
+    return ""
 
 
 def _noted(config: GateConfig, noise: Mapping[str, float] | None, name: str, joint: str) -> str:
