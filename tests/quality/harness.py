@@ -222,7 +222,8 @@ def _retrain(X, h, as_of, names, champion, out, maturity_days, refit, gate):  # 
             result, metrics={**result.metrics, **{f"holdout_{k}": v for k, v in mine.items()}}
         )
         noise = paired_gain_se(hx.y, ours, champ, hx.w)
-    decision = judge(result.metrics, theirs, config=gate, noise=noise)
+    rows = len(ts.holdout.y) if champion is not None else 0
+    decision = judge(result.metrics, theirs, config=gate, noise=noise, compared_rows=rows)
     out.decisions.append(f"day {(as_of // DAY_MS)}: {decision.reason}")
     if not decision.promote:
         return champion
