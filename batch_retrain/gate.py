@@ -105,7 +105,6 @@ def gate_from_settings(settings: Any) -> GateConfig:
         tol_p_at_k_day=settings.gate_tol_p_at_k_day,
         tol_logloss=settings.gate_tol_logloss,
         tol_ece=settings.gate_tol_ece,
-        noise_z=getattr(settings, "gate_noise_z", NOISE_Z),
     )
 
 

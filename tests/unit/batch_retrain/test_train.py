@@ -83,6 +83,22 @@ def test_training_is_deterministic(trained):
     assert again.booster.model_to_string() == result.booster.model_to_string()
 
 
+def test_refits_keep_the_rounds_and_say_what_they_learned(trained):
+    ts, result = trained
+    # The judged model: the same rounds on train and validation, measured on the holdout.
+    judged = refit_on_every_row(ts, result, holdout=False)
+    assert judged.booster.num_trees() == result.best_iteration
+    assert judged.refit_rows == ts.train.rows + ts.valid.rows and not judged.learned_holdout
+    assert judged.metrics["holdout_auc"] != result.metrics["holdout_auc"]
+    assert judged.metrics["holdout_auc"] > 0.8 and judged.metrics["refit_rows"] == judged.refit_rows
+    # The served model: the holdout learned too; the metrics stay the judged model's.
+    served = refit_on_every_row(ts, judged)
+    assert served.booster.num_trees() == result.best_iteration and served.learned_holdout
+    assert served.refit_rows == ts.rows_available
+    assert served.metrics["holdout_auc"] == judged.metrics["holdout_auc"]
+    assert served.booster.model_to_string() != judged.booster.model_to_string()
+
+
 def test_decide():
     assert decide({"holdout_ap": 0.3}, None).promote
     champ = {"holdout_ap": 0.5}
