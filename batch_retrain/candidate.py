@@ -1,9 +1,15 @@
 """A trained booster becomes a registered candidate: its signed release (under a version no
-other model holds), its registry row and its stored release."""
+other model holds), its registry row and its stored release.
+
+A booster refit on every row (train.refit_on_every_row) learned the holdout too: its window
+(train_end) then ends with the holdout, so a later gate never judges it on rows it saw, and its
+metrics stay the judged model's holdout figures, with refit_rows saying so."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from streamlearn.batch_retrain import registry
 from streamlearn.batch_retrain.artifacts import save_release
@@ -28,18 +34,25 @@ def register_candidate(
     gate: str,
 ) -> dict[str, Any]:
     """Build, register (status candidate) and store the release; returns it."""
+    # A refit learned validation too, and the holdout if it is the model to serve.
+    learned = [ts.train, *([ts.valid] if result.refit_rows else [])]
+    learned += [ts.holdout] if result.learned_holdout else []
     release = build_release(
         result.booster,
         feature_names=ts.feature_names,
         train_start=ts.train_start,
-        train_end=ts.train_end,
+        train_end=ts.holdout_end if result.learned_holdout else ts.train_end,
         metrics=result.metrics,
         signing_key=signing_key,
         reason=reason,
         name=name,
-        # The train split the booster learned from, weighted back to the population when
-        # legit rows were sampled: the workers measure data drift against it.
-        reference_bins=reference_bins(ts.train.X, ts.feature_names, weights=ts.train.w),
+        # The rows the booster learned from, weighted back to the population when legit rows
+        # were sampled: the workers measure data drift against them.
+        reference_bins=reference_bins(
+            np.concatenate([s.X for s in learned]),
+            ts.feature_names,
+            weights=np.concatenate([s.w for s in learned]),
+        ),
     )
     release = _unique(store, release, signing_key)
     registry.register(store, _entry(release, ts, result, reason=reason, gate=gate))
@@ -67,7 +80,7 @@ def _entry(
         created_at=utc(release["created_at"]),
         status=ModelStatus.CANDIDATE,
         train_start=utc(ts.train_start),
-        train_end=utc(ts.train_end),
+        train_end=utc(release["train_end"]),
         rows_train=ts.train.rows,
         rows_valid=ts.valid.rows,
         feature_names=ts.feature_names,

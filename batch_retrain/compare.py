@@ -17,7 +17,7 @@ import lightgbm as lgb
 import numpy as np
 
 from streamlearn.batch_retrain.artifacts import registry_champions
-from streamlearn.batch_retrain.metrics import evaluate
+from streamlearn.batch_retrain.metrics import evaluate, paired_gain_se
 from streamlearn.batch_retrain.training_set import TrainingSet
 from streamlearn.domain.release import load_booster, verify_release
 from streamlearn.foundation.errors import ModelRejected
@@ -39,6 +39,8 @@ class Comparison(NamedTuple):
     rows: int
     note: str
     keep_champion: bool = False
+    # The paired-bootstrap standard error of each gain (ap, auc) on these rows.
+    noise: dict[str, float] = {}
 
 
 class Benchmark(NamedTuple):
@@ -119,6 +121,7 @@ def compare(
         version,
         int(fresh.sum()),
         note,
+        noise=paired_gain_se(y, np.asarray(ours), np.asarray(theirs), w),
     )
 
 

@@ -78,3 +78,42 @@ def expected_calibration_error(
     used = weight > 0
     gaps = np.abs(observed[used] - predicted[used])  # = weight * |rate - mean score|
     return float(gaps.sum() / total)
+
+
+# The metrics whose paired bootstrap noise the gate weighs (cheap to recompute per replicate).
+_RANKING = {
+    "ap": average_precision_score,
+    "auc": roc_auc_score,
+}
+BOOTSTRAP_REPS = 200
+
+
+def paired_gain_se(
+    y: np.ndarray,
+    ours: np.ndarray,
+    theirs: np.ndarray,
+    w: np.ndarray | None = None,
+    *,
+    names: tuple[str, ...] = tuple(_RANKING),
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Standard error of (ours - theirs) per metric in `names` (ap, auc) on the same rows: a
+    paired Poisson bootstrap (each row's weight times Poisson(1), both scores resampled alike).
+    A holdout of a few days holds ~100-250 frauds; the AP difference of two models on it
+    moves by ~0.02 from one resample to the next. NaN when a class is missing."""
+    y = np.asarray(y)
+    w = np.ones(len(y)) if w is None else np.asarray(w, dtype=np.float64)
+    used = [n for n in names if n in _RANKING]
+    if not 0 < y.sum() < len(y) or not used:
+        return {n: float("nan") for n in used}
+    rng = np.random.default_rng(seed)
+    gains: dict[str, list[float]] = {n: [] for n in used}
+    for _ in range(reps):
+        wb = w * rng.poisson(1.0, len(y))
+        if not 0 < wb[y > 0].sum() < wb.sum():
+            continue
+        for n in used:
+            f = _RANKING[n]
+            gains[n].append(float(f(y, ours, sample_weight=wb) - f(y, theirs, sample_weight=wb)))
+    return {n: float(np.std(g)) if len(g) > 1 else float("nan") for n, g in gains.items()}

@@ -38,7 +38,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score
+
+# Checkpoints pickled the guard as streamlearn.learners.blend.BlendGuard: it still resolves.
+from streamlearn.learners.guard import BlendGuard
+
+__all__ = ["BLEND", "Blend", "BlendGuard", "BlendScorer", "fit_logistic", "label_bias", "logit"]
 
 BLEND = "blend"
 EPS = 1e-4  # scores are clipped into [EPS, 1 - EPS] before the logit: |logit| <= 9.2
@@ -262,75 +266,3 @@ class BlendScorer:
         unseen = bool((present & ~self.fitted).any())
         z = x @ self.prior if unseen else x @ self.weights + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
-
-
-class BlendGuard:
-    """Whether the blend may be served: it must not trail the champion on recent labels.
-
-    Keeps the blend's and the champion's scores of the last `window` labels that had both, and
-    compares their average precision there, on at least `min_positives` frauds. The champion
-    is served until the blend leads it by `margin`; the blend then serves until it trails by
-    more than `tolerance`. The stacker is refit on a few thousand labels, so on stable traffic
-    it can rank a little below the model it blends (the gap is missed fraud), and labels are
-    days old: it must show a clear lead before it serves, and every switch mixes two rankings
-    within a day's alerts, so the two thresholds keep it from flapping.
-    """
-
-    def __init__(
-        self,
-        window: int = 2000,
-        tolerance: float = 0.0,
-        min_positives: int = 20,
-        margin: float = 0.02,
-    ) -> None:
-        self.window = window
-        self.tolerance = tolerance
-        self.margin = margin
-        self.min_positives = min_positives
-        self._y = np.zeros(window, dtype=bool)
-        self._blend = np.zeros(window)
-        self._champion = np.zeros(window)
-        self._next = 0
-        self._held = 0
-        self._changed = True
-        self.serve_blend = False
-        self.reason = "the champion is served until the blend has been compared with it"
-        self.figures: dict[str, float] = {}
-
-    def update(self, is_fraud: bool, blend: float, champion: float) -> None:
-        """One label with the scores the blend and the champion gave its transaction."""
-        i = self._next
-        self._y[i], self._blend[i], self._champion[i] = bool(is_fraud), blend, champion
-        self._next = (i + 1) % self.window
-        self._held = min(self._held + 1, self.window)
-        self._changed = True
-
-    def decide(self) -> bool:
-        """Compare on the labels held (only if new ones came); True: serve the blend."""
-        if not self._changed:
-            return self.serve_blend
-        self._changed = False
-        y = self._y[: self._held]
-        positives = int(y.sum())
-        if positives < self.min_positives or positives == len(y):
-            self.serve_blend = False
-            self.reason = (
-                f"champion: {positives} frauds among the last {len(y)} labels scored by both, "
-                f"{self.min_positives} needed to compare the blend with it"
-            )
-            return False
-        ours = float(average_precision_score(y, self._blend[: self._held]))
-        theirs = float(average_precision_score(y, self._champion[: self._held]))
-        self.figures = {"blend_ap": ours, "champion_ap": theirs, "labels": float(len(y))}
-        if self.serve_blend:
-            self.serve_blend = ours >= theirs - self.tolerance
-            rule = f"served while it trails by at most {self.tolerance:g}"
-        else:
-            self.serve_blend = ours >= theirs + self.margin
-            rule = f"served once it leads by {self.margin:g}"
-        verb = "blend" if self.serve_blend else "champion"
-        self.reason = (
-            f"{verb}: blend AP {ours:.4f} vs champion {theirs:.4f} on the last {len(y)} labels "
-            f"(the blend is {rule})"
-        )
-        return self.serve_blend

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamlearn.learners.blend import BLEND, Blend, BlendGuard, BlendScorer
+from streamlearn.learners.blend import BLEND, Blend, BlendScorer
 from streamlearn.learners.drift import (
     ConceptDrift,
     DataDrift,
@@ -28,6 +28,7 @@ from streamlearn.learners.drift import (
     bins_from_record,
     reference_bins,
 )
+from streamlearn.learners.guard import BlendGuard
 from streamlearn.learners.metrics import Scorecard
 from streamlearn.learners.registry import Learner, build_learners
 
@@ -127,6 +128,7 @@ class LearnerSet:
         self.score_drift = ScoreDrift()
         self.concept_drift = ConceptDrift(CHAMPION)
         self.served_source = ""
+        self.champion_version = ""  # the version observe() saw scoring last
         self.unsaved_drift: list[tuple[DriftEvent, str]] = []
         self.recent_drift: deque[dict[str, Any]] = deque(maxlen=100)
 
@@ -140,8 +142,16 @@ class LearnerSet:
             tuple((m.name, m.scorer()) for m in self.learners),
             self.blend.scorer(),
             self.lr_name,
-            self.guard.decide(),
+            self.guard.decide(self.legit_weight()),
         )
+
+    def legit_weight(self) -> float:
+        """How many traffic payments a legit label stands for: the labels' log-odds bias the
+        blend measured against the calibrated champion, less its own fraud weighting (10% of
+        legit payments labelled: about 10). 1 until measured."""
+        blend = self.blend
+        bias = float(blend.__dict__.get("offset", 0.0)) - float(np.log(blend.fraud_weight))
+        return float(np.clip(np.exp(bias), 1.0, 1e4))
 
     # -- unlabeled: every scored batch ----------------------------------------------------
     def observe(
@@ -156,6 +166,11 @@ class LearnerSet:
         """A scored batch: unsupervised learners learn it; score and data drift watch it."""
         for m in self.learners:
             m.learn_unlabeled(matrix)
+        if version != self.champion_version:
+            if self.champion_version:
+                # The guard's comparisons were with the champion served before.
+                self.guard.reset(f"champion {version} replaced {self.champion_version}")
+            self.champion_version = version
         if source != self.served_source:
             self.served_source = source
             self.score_drift.reset()  # a new source is not a drift of the served score

@@ -449,7 +449,8 @@ def test_shadow_promoted_live_worse_models_rejected_and_tampered_refused(
         assert entry.live_metrics["live_ap"] < entry.live_champion_metrics["live_ap"]
         assert (
             entry.gate
-            == "ap margin +0; tolerances auc 0.01, p_at_k_day 0.05, logloss 0.005, ece 0.03"
+            == "ap margin +0; tolerances auc 0.01, p_at_k_day 0.05, logloss 0.005, ece 0.03; "
+            "noise 2 se"
         )
         wait_status(
             worker,

@@ -569,12 +569,25 @@ def test_retrain_from_replayed_history_is_served(settings: Settings, worker: Wor
     for t in live:
         assert served[t["transaction_id"]]["model_version"] == result.version
 
-    # The release carries the quantile bins of the rows it trained on, and the worker's data
-    # drift monitor took them as its reference when it swapped to it.
+    # The gate judged a model trained without the holdout; the one served was boosted again,
+    # same rounds, on every row (the holdout included): its window ends with the holdout, and
+    # its metrics are the judged model's holdout figures, with refit_rows saying so.
     release = fetch_release(settings, "fraud")
     assert release is not None and release["version"] == result.version
     ts = build_training_set(store_of(settings), maturity_s=3600, as_of_ms=result.as_of)
-    expected = bins_to_record(reference_bins(ts.train.X, ts.feature_names, weights=ts.train.w))
+    every = (ts.train, ts.valid, ts.holdout)
+    assert release["train_end"] == result.train_end == ts.holdout_end
+    assert release["metrics"]["refit_rows"] == sum(s.rows for s in every)
+    assert release["metrics"]["holdout_ap"] == pytest.approx(result.metrics["holdout_ap"])
+    # The release carries the quantile bins of the rows it trained on, and the worker's data
+    # drift monitor took them as its reference when it swapped to it.
+    expected = bins_to_record(
+        reference_bins(
+            np.concatenate([s.X for s in every]),
+            ts.feature_names,
+            weights=np.concatenate([s.w for s in every]),
+        )
+    )
     assert release["reference_bins"] == expected
     assert set(expected) == set(release["feature_names"])
     assert worker.status()["drift_reference"] == f"model {result.version}"

@@ -12,6 +12,7 @@ is served depends on these parts only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from itertools import pairwise
 import numpy as np
 
 from streamlearn.batch_retrain.gate import DEFAULT_GATE, GateConfig, judge
-from streamlearn.batch_retrain.metrics import evaluate
+from streamlearn.batch_retrain.metrics import evaluate, paired_gain_se
 from streamlearn.batch_retrain.train import refit_on_every_row, train
 from streamlearn.batch_retrain.training_set import Split, TrainingSet
 from streamlearn.domain.features import FEATURE_NAMES, compute
@@ -185,7 +186,8 @@ def backtest(
                 names_out.append(n)
             scores[n][i:end] = v
         served_by[i:end] = source
-        ls.observe(matrix, served, source, t, "v", None)
+        # The worker's champion version: a swap makes the blend guard compare afresh.
+        ls.observe(matrix, served, source, t, f"v{id(champion)}" if champion else "none", None)
         i = end
     scores["reference"] = reference
     for a, b in pairwise(bounds):
@@ -202,16 +204,26 @@ def backtest(
 
 
 def _retrain(X, h, as_of, names, champion, out, maturity_days, refit, gate):  # type: ignore[no-untyped-def]
-    """A candidate on the mature rows, judged against the champion on its holdout."""
+    """A candidate on the mature rows, judged against the champion on its holdout as
+    run_retrain judges it (refit: the chosen rounds on train and validation; the gate weighs
+    the paired bootstrap noise), and refit on every row when promoted."""
     ts = training_set(X, h, as_of, names, maturity_days=maturity_days)
     result = train(ts, num_threads=2)
-    theirs = None
+    if refit:
+        result = refit_on_every_row(ts, result, holdout=False)
+    theirs, noise = None, None
     if champion is not None:
-        m = evaluate(
-            ts.holdout.y, champion.predict(ts.holdout.X), ts.holdout.w, ts.holdout.event_time
-        )
+        hx = ts.holdout
+        ours, champ = result.booster.predict(hx.X), champion.predict(hx.X)
+        m = evaluate(hx.y, champ, hx.w, hx.event_time)
         theirs = {f"holdout_{k}": v for k, v in m.items()}
-    decision = judge(result.metrics, theirs, config=gate)
+        mine = evaluate(hx.y, ours, hx.w, hx.event_time)
+        result = dataclasses.replace(
+            result, metrics={**result.metrics, **{f"holdout_{k}": v for k, v in mine.items()}}
+        )
+        noise = paired_gain_se(hx.y, ours, champ, hx.w)
+    rows = len(ts.holdout.y) if champion is not None else 0
+    decision = judge(result.metrics, theirs, config=gate, noise=noise, compared_rows=rows)
     out.decisions.append(f"day {(as_of // DAY_MS)}: {decision.reason}")
     if not decision.promote:
         return champion

@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=56)
     ap.add_argument("--start-day", type=int, default=28)
     ap.add_argument("--studies", action="store_true", help="also the offline studies")
-    ap.add_argument("--gate-margin", type=float, default=-0.02, help="as the quality test")
+    ap.add_argument("--gate-margin", type=float, default=0.0, help="as the quality test")
     args = ap.parse_args()
     h = generate(
         customers=args.customers, terminals=2 * args.customers, days=args.days, seed=args.seed
@@ -70,7 +70,8 @@ def main() -> None:
         f"{time.perf_counter() - t:.1f} s"
     )
     t = time.perf_counter()
-    bt = backtest(h, X, start_day=args.start_day, gate=gate_config(margin=args.gate_margin))
+    gate = gate_config(margin=args.gate_margin)
+    bt = backtest(h, X, start_day=args.start_day, refit=True, gate=gate)
     print(f"backtest {time.perf_counter() - t:.1f} s; retrains: " + "; ".join(bt.decisions))
     weeks = bt.weeks[:-1] if len(bt.weeks) > 1 and not bt.weeks[-1] else bt.weeks
     names = [

@@ -1,9 +1,9 @@
 """Detection quality on a generated history with the handbook's three fraud patterns.
 
 Four weeks warm the state and train the first champion (not counted); two scored weeks
-follow, with a 7-day label delay and weekly retrains behind the gate (margin -0.02: see
-run()) (tests/quality/harness.py:
-the worker's features, learners, blend and retrain code, in process). Each scored week: the
+follow, with a 7-day label delay and weekly retrains behind the production gate
+(tests/quality/harness.py: the worker's features, learners, blend and retrain code, in
+process). Each scored week: the
 served score within 0.03 average precision of the offline reference, and at least the
 champion's. About a minute on two cores.
 """
@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import pytest
 
-from streamlearn.batch_retrain.gate import gate_config
+from streamlearn.batch_retrain.gate import DEFAULT_GATE
 from tests.quality.handbook import generate
 from tests.quality.harness import Backtest, backtest, features
 
@@ -24,10 +24,10 @@ from tests.quality.harness import Backtest, backtest, features
 def run() -> Backtest:
     logging.getLogger("streamlearn.learners").setLevel(logging.ERROR)  # drift warnings
     h = generate(customers=1500, terminals=3000, days=42, seed=3)
-    # STREAMLEARN_GATE_MARGIN=-0.02: a holdout of a few days holds ~20 frauds here, so a
-    # challenger within 0.02 AP is a tie, and the newer model knows the newest compromised
-    # terminals (the default margin 0 kept a stale champion: 0.05 AP below the reference).
-    return backtest(h, features(h), start_day=28, gate=gate_config(margin=-0.02))
+    # The production retrain: the gate's default rule (margin 0, a loss beyond 2 bootstrap
+    # standard errors refused) judges the chosen rounds refit on train and validation, and a
+    # promoted model is refit on every row.
+    return backtest(h, features(h), start_day=28, refit=True, gate=DEFAULT_GATE)
 
 
 def test_served_is_within_003_ap_of_the_offline_reference_each_week(run: Backtest) -> None:

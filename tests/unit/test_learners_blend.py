@@ -157,3 +157,38 @@ def test_guard_compares_only_the_last_window_of_labels() -> None:
         bad = 0.1 if y else 0.9
         guard.update(y, bad if i < 800 else good, good)  # the blend recovered lately
     assert guard.decide() and guard.figures["labels"] == 200.0
+
+
+def test_guard_weighs_legit_labels_as_traffic_and_wants_a_lead_beyond_noise() -> None:
+    rng = np.random.default_rng(6)
+    n = 2000
+    y = rng.random(n) < 0.08  # every fraud labelled, a tenth of legit payments
+    champion = np.where(y, 0.6, 0.3) + rng.normal(0, 0.2, n)
+    # Another ranking, a little ahead on these labels: a lead well within noise.
+    blend = champion + rng.normal(0, 0.1, n) + np.where(y, 0.01, 0.0)
+    guard = BlendGuard(window=n, margin=0.0)
+    for a, b, c in zip(y, blend, champion, strict=True):
+        guard.update(bool(a), float(b), float(c))
+    assert not guard.decide(legit_weight=10.0)
+    f = guard.figures
+    assert 0 < f["blend_ap"] - f["champion_ap"] < f["lead_se"] and f["legit_weight"] == 10.0
+    assert "+ 2 se" in guard.reason and "legit weighing 10.0" in guard.reason
+    # Traffic weights change the AP compared: ten legit payments behind each legit label.
+    unweighted = BlendGuard(window=n, margin=0.0, noise_z=0.0)
+    for a, b, c in zip(y, blend, champion, strict=True):
+        unweighted.update(bool(a), float(b), float(c))
+    unweighted.decide(legit_weight=1.0)
+    assert unweighted.figures["champion_ap"] > f["champion_ap"] + 0.1
+    assert "se (0.0000)" in unweighted.reason
+
+
+def test_guard_serves_the_champion_afresh_after_a_swap() -> None:
+    guard = BlendGuard(window=100, min_positives=5, margin=0.0)
+    for i in range(100):
+        guard.update(i % 10 == 0, 0.9 if i % 10 == 0 else 0.1, 0.5)
+    assert guard.decide()
+    guard.reset("champion v2 replaced v1")
+    assert not guard.decide() and guard.reason.startswith("champion: 0 frauds among the last 0")
+    for i in range(100):
+        guard.update(i % 10 == 0, 0.9 if i % 10 == 0 else 0.1, 0.5)
+    assert guard.decide()

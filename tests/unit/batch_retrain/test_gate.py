@@ -12,6 +12,7 @@ from streamlearn.batch_retrain.metrics import (
     DAY_MS,
     evaluate,
     expected_calibration_error,
+    paired_gain_se,
     precision_at_k_per_day,
 )
 
@@ -75,6 +76,44 @@ def test_margin_edges():
     primary_auc = GateConfig(primary="auc", margin=0.01, tolerances={"ap": 0.0})
     d = judge(challenger(auc=0.92, ap=0.49), CHAMPION, config=primary_auc)
     assert not d.promote and d.reason.startswith("ap ")
+
+
+def test_a_loss_within_noise_passes_and_one_beyond_it_is_refused():
+    # The figures of one replay's rejected retrain: AP -0.029 (se 0.018), AUC -0.015 (se 0.013).
+    noise = {"ap": 0.0184, "auc": 0.0126}
+    worse = challenger(ap=0.4713, auc=0.885)
+    assert not judge(worse, CHAMPION).promote  # without noise: refused
+    d = judge(worse, CHAMPION, noise=noise, champion_version="v1", compared_rows=25_000)
+    assert d.promote and "se of the gain 0.0184" in d.reason
+    assert d.challenger_metrics["holdout_ap_gain_se"] == 0.0184
+    # Beyond 2 se (0.0368 of AP, 0.0252 of AUC) a challenger is refused, and the line says so.
+    d = judge(challenger(ap=0.46), CHAMPION, noise=noise)
+    assert not d.promote and "below the margin +0.0000 less 2 x se 0.0184" in d.reason
+    d = judge(challenger(auc=0.87), CHAMPION, noise=noise)
+    assert not d.promote and "tolerance 0.0100 or 2 x se 0.0126" in d.reason
+    # noise_z 0 ignores noise; a demanding margin is still demanded, less the noise.
+    assert not judge(worse, CHAMPION, noise=noise, config=GateConfig(noise_z=0)).promote
+    assert not judge(challenger(), CHAMPION, noise=noise, config=GateConfig(margin=0.1)).promote
+    with pytest.raises(ValueError, match="noise_z"):
+        GateConfig(noise_z=-1)
+
+
+def test_paired_bootstrap_noise_shrinks_with_more_frauds():
+    rng = np.random.default_rng(1)
+
+    def se(n: int) -> dict[str, float]:
+        y = (rng.random(n) < 0.02).astype(int)
+        base = y * 1.5 + rng.normal(size=n)
+        ours, theirs = base + rng.normal(0, 0.5, n), base + rng.normal(0, 0.5, n)
+        return paired_gain_se(y, ours, theirs, reps=100)
+
+    small, large = se(5_000), se(80_000)
+    assert 0 < large["ap"] < small["ap"] and 0 < large["auc"] < small["auc"]
+    # The same scores differ by nothing, whatever the resample.
+    y = np.array([0, 1] * 50)
+    s = np.linspace(0, 1, 100)
+    assert paired_gain_se(y, s, s, reps=20) == {"ap": 0.0, "auc": 0.0}
+    assert all(math.isnan(v) for v in paired_gain_se(np.zeros(5), s[:5], s[:5]).values())
 
 
 def test_undefined_metrics():

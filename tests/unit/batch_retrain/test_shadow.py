@@ -71,7 +71,10 @@ def test_gate_settings_build_the_config():
     g = gate_from_settings(Settings(gate_primary="auc", gate_margin=0.01, gate_tol_ece=0.2))
     assert g.primary == "auc" and g.margin == 0.01
     assert "auc" not in g.tolerances and g.tolerances["ece"] == 0.2
-    assert g.describe() == "auc margin +0.01; tolerances p_at_k_day 0.05, logloss 0.005, ece 0.2"
+    assert (
+        g.describe()
+        == "auc margin +0.01; tolerances p_at_k_day 0.05, logloss 0.005, ece 0.2; noise 2 se"
+    )
     with pytest.raises(ValueError, match="gate tolerances"):
         gate_config(tol_auc=-1)
 

@@ -10,7 +10,7 @@ import pytest
 from streamlearn.batch_retrain import registry
 from streamlearn.batch_retrain.gate import GateConfig
 from streamlearn.batch_retrain.pipeline import decide, run_retrain
-from streamlearn.batch_retrain.train import train
+from streamlearn.batch_retrain.train import refit_on_every_row, train
 from streamlearn.batch_retrain.training_set import Split, TrainingSet
 from streamlearn.domain.features import FEATURE_NAMES, FEATURE_VERSION
 from streamlearn.domain.release import build_release, resign
@@ -81,6 +81,22 @@ def test_training_is_deterministic(trained):
     ts, result = trained
     again = train(ts, num_threads=2)
     assert again.booster.model_to_string() == result.booster.model_to_string()
+
+
+def test_refits_keep_the_rounds_and_say_what_they_learned(trained):
+    ts, result = trained
+    # The judged model: the same rounds on train and validation, measured on the holdout.
+    judged = refit_on_every_row(ts, result, holdout=False)
+    assert judged.booster.num_trees() == result.best_iteration
+    assert judged.refit_rows == ts.train.rows + ts.valid.rows and not judged.learned_holdout
+    assert judged.metrics["holdout_auc"] != result.metrics["holdout_auc"]
+    assert judged.metrics["holdout_auc"] > 0.8 and judged.metrics["refit_rows"] == judged.refit_rows
+    # The served model: the holdout learned too; the metrics stay the judged model's.
+    served = refit_on_every_row(ts, judged)
+    assert served.booster.num_trees() == result.best_iteration and served.learned_holdout
+    assert served.refit_rows == ts.rows_available
+    assert served.metrics["holdout_auc"] == judged.metrics["holdout_auc"]
+    assert served.booster.model_to_string() != judged.booster.model_to_string()
 
 
 def test_decide():
@@ -269,7 +285,8 @@ def _release_of(store: Store, settings: Settings, version: str) -> dict:
 
     entry = registry.get(store, version)
     ts = build_training_set(store, maturity_days=settings.label_maturity_days)
-    booster = train(ts).booster
+    # The registered candidate: the chosen rounds boosted again on train and validation.
+    booster = refit_on_every_row(ts, train(ts), holdout=False).booster
     record = build_release(
         booster,
         version=version,

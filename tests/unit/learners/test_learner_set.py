@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.learners.drift import bins_to_record, reference_bins
@@ -131,8 +132,24 @@ def test_a_blend_that_trails_the_champion_on_recent_labels_is_not_served() -> No
     guard = learners.status()["blend"]["guard"]
     assert guard["champion_ap"] > guard["blend_ap"] + 0.3
     # Once the blend clearly leads on the window of recent labels, it is served.
-    learn_pairs(learners, 2000, blend_good=True, seed=6)
+    learn_pairs(learners, 4000, blend_good=True, seed=6)
     assert scored(learners, batch(50, 5), lgbm, "v1")[2] == "blend"
+    # A new champion is served until the blend leads it afresh: the comparisons held were with
+    # the one before.
+    scored(learners, batch(50, 6), lgbm, "v2")
+    assert scored(learners, batch(50, 7), lgbm, "v2")[2] == "lightgbm"
+    assert "(champion v2 replaced v1)" in learners.status()["served_why"]
+    learn_pairs(learners, 300, blend_good=True, seed=7)
+    assert scored(learners, batch(50, 8), lgbm, "v2")[2] == "blend"
+
+
+def test_a_legit_label_weighs_as_the_legit_payments_it_stands_for() -> None:
+    learners = LearnerSet("lr", FEATURE_NAMES)
+    assert learners.legit_weight() == 1.0  # nothing measured yet
+    # The labels' log-odds bias against the champion: its fraud weighting (x10) and a tenth
+    # of legit payments labelled (x10).
+    learners.blend.offset = float(np.log(100.0))
+    assert learners.legit_weight() == pytest.approx(10.0)
 
 
 def test_without_a_champion_the_ready_blend_is_served_unguarded() -> None:
