@@ -60,6 +60,7 @@ class Batch:
     first: int
     last: int
     message: Any = field(default=None, repr=False)  # the Faust message that carried it
+    fetched_at: float = 0.0  # wall time it was handed out (the fetch's part of the latency)
 
     @property
     def partition(self) -> int:
@@ -188,7 +189,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         last = recs[-1].offset
         self._next_offset[tp] = last + 1
         self.batches_delivered += 1
-        batch = Batch(tp, recs, first, last)
+        batch = Batch(tp, recs, first, last, fetched_at=time.time())
         batch.message = ConsumerMessage(
             tp.topic,
             tp.partition,

@@ -100,7 +100,7 @@ class Scorer:
         loop = asyncio.get_running_loop()
         deliveries = Deliveries(loop)
         valid, vectors, changes, letters = self._features(part, deliveries)
-        rows = self._publish(part.partition, valid, vectors, deliveries) if valid else None
+        rows = self._publish(part, valid, vectors, deliveries) if valid else None
         deliveries.seal(len(valid) + letters)
         await self.writer.submit(ScoredSlice(part, rows, changes, deliveries))
         stats = self.stats
@@ -162,7 +162,7 @@ class Scorer:
 
     def _publish(
         self,
-        partition: int,
+        part: Batch,
         valid: list[_Valid],
         vectors: list[list[float]],
         deliveries: Deliveries,
@@ -177,7 +177,7 @@ class Scorer:
             columns = {**columns, "shadow": shadow_scores}
         names = list(columns)
         rows = ScoredRows(
-            partition,
+            part.partition,
             [v.txn for v in valid],
             [v.offset for v in valid],
             matrix,
@@ -189,13 +189,15 @@ class Scorer:
             shadow.version if shadow is not None else None,
             int(time.time() * 1000),
         )
-        self._send(rows, valid, deliveries)
+        self._send(rows, valid, deliveries, part.fetched_at)
         release = champion.record if champion is not None else None
         self.learning.observe(matrix, served, source, rows.scored_at_ms, rows.version, release)
         self.stats.predictions += len(valid)
         return rows
 
-    def _send(self, rows: ScoredRows, valid: list[_Valid], deliveries: Deliveries) -> None:
+    def _send(
+        self, rows: ScoredRows, valid: list[_Valid], deliveries: Deliveries, fetched_at: float
+    ) -> None:
         """One Prediction per row; the logged features kept for the label join."""
         topic, encode, send = self.topic, self.encode, self.producer.send
         names, scored_at, river = rows.score_names, rows.scored_at_ms, rows.river_name
@@ -226,7 +228,9 @@ class Scorer:
             self.learning.learn_nowait(learned)
         # Publish (Kafka timestamp) to score: replays carry old event times.
         published = np.fromiter((v.published_ms for v in valid), np.float64, len(valid))
-        self.stats.record_latencies(time.time(), scored_at - published)
+        self.stats.record_latencies(
+            time.time(), scored_at - published, fetched_at * 1000 - published
+        )
         if self.latency_histogram is not None:
             self.latency_histogram.observe_ms(scored_at - published)
 
@@ -254,7 +258,7 @@ def split(batch: Batch, size: int) -> list[Batch]:
     for start in range(0, len(records), size):
         chunk: Sequence[Any] = records[start : start + size]
         last = chunk[-1].offset
-        parts.append(Batch(batch.tp, chunk, first, last))
+        parts.append(Batch(batch.tp, chunk, first, last, fetched_at=batch.fetched_at))
         first = last + 1
     parts[-1].message = batch.message
     return parts

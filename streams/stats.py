@@ -47,9 +47,12 @@ class WorkerStats:
     inference_cpu_s: dict[str, float] = field(default_factory=dict)
     inference_count: dict[str, int] = field(default_factory=dict)
 
-    def record_latencies(self, now_s: float, latencies_ms: Any) -> None:
-        """The publish-to-score latency of each event of a slice, scored at now_s."""
-        self.latencies_ms.extend((now_s, float(ms)) for ms in latencies_ms)
+    def record_latencies(self, now_s: float, latencies_ms: Any, fetched_ms: Any) -> None:
+        """Each event of a slice scored at now_s: its publish-to-score latency, and the part
+        of it spent before the scorer got it (publish to handed out by the consumer)."""
+        self.latencies_ms.extend(
+            (now_s, float(ms), float(f)) for ms, f in zip(latencies_ms, fetched_ms, strict=True)
+        )
 
     def record_inference(self, version: str, cpu_s: float, rows: int) -> None:
         self.inference_cpu_s[version] = self.inference_cpu_s.get(version, 0.0) + cpu_s
@@ -75,14 +78,19 @@ class WorkerStats:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     def latency(self, window_s: float = LATENCY_WINDOW_S) -> dict[str, float]:
-        """p50/p99 in ms from publish to score, over events scored in the last window_s."""
+        """p50/p99 in ms from publish to score over events scored in the last window_s, and
+        of its first part, publish to handed out (`fetch_*`: broker, consumer thread, loop)."""
         since = time.time() - window_s
-        recent = [ms for t, ms in self.latencies_ms if t >= since]
-        if not recent:
-            return {"p50_ms": float("nan"), "p99_ms": float("nan"), "window_s": window_s}
-        arr = np.asarray(recent, dtype=float)
+        recent = np.asarray([(ms, f) for t, ms, f in self.latencies_ms if t >= since])
+        if not len(recent):
+            nan = float("nan")
+            keys = ("p50_ms", "p99_ms", "fetch_p50_ms", "fetch_p99_ms")
+            return {**dict.fromkeys(keys, nan), "window_s": window_s}
+        (p50, f50), (p99, f99) = np.percentile(recent, [50, 99], axis=0)
         return {
-            "p50_ms": float(np.percentile(arr, 50)),
-            "p99_ms": float(np.percentile(arr, 99)),
+            "p50_ms": float(p50),
+            "p99_ms": float(p99),
+            "fetch_p50_ms": float(f50),
+            "fetch_p99_ms": float(f99),
             "window_s": window_s,
         }

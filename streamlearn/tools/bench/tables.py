@@ -80,7 +80,9 @@ def paced(title: str, result: PacedResult) -> None:
         note(
             f"the worker's own view (Kafka timestamp → scored, its last "
             f"{view.get('window_s', 30):g} s): p50 {fmt(view.get('p50_ms'), 1)} ms, "
-            f"p99 {fmt(view.get('p99_ms'), 1)} ms"
+            f"p99 {fmt(view.get('p99_ms'), 1)} ms; of it, Kafka timestamp → handed to the "
+            f"scorer (broker, fetch, consumer thread): p50 {fmt(view.get('fetch_p50_ms'), 1)}, "
+            f"p99 {fmt(view.get('fetch_p99_ms'), 1)} ms"
         )
     note(
         f"served by: {', '.join(f'{v} ({n:,})' for v, n in result.versions.items()) or '-'}; "
