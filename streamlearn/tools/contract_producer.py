@@ -45,3 +45,11 @@ class ContractProducer:
         """Return once Kafka acknowledged everything sent; BrokerUnavailable naming `what`."""
         if self.producer.flush(timeout) or self.errors:
             raise BrokerUnavailable(f"{what}: {self.errors[:3] or 'timed out'}")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Hand over what is queued (up to timeout) and let go of the broker: a producer left
+        open after the broker stops logs a refused connection every second."""
+        self.producer.flush(timeout)
+        close = getattr(self.producer, "close", None)  # confluent-kafka >= 2.x has it
+        if close is not None:
+            close()

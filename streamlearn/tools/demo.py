@@ -76,6 +76,7 @@ def run_demo(
         WorkerProcess(settings, settings.state_dir / "demo-worker.log"),
         sim,
     )
+    status: dict[str, Any] = {}
     try:
         _start_worker(run)
         console.print(
@@ -104,6 +105,8 @@ def run_demo(
         status = {}
     finally:
         run.worker.stop()  # its last inference cost and online metrics are written as it stops
+        if status:  # after Ctrl-C the live thread may still be sending through it
+            run.replay.close()
         if started_broker:
             broker.down(settings)
     summary(status, run.replay.counts, run.retrains, run.learned_before)
@@ -194,6 +197,9 @@ def _live(
         live.join(timeout=30)
         if retrain_thread is not None:
             retrain_thread.join(timeout=120)
+        # The summary counts what the worker stored of everything sent: let it catch up first.
+        with contextlib.suppress(StreamlearnError):
+            _wait_until(lambda: worker.status()["transactions"] >= replay.counts.transactions, 30)
         status = worker.status()
         elapsed = time.monotonic() - t_live
         view.update(
