@@ -84,7 +84,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose batch topics are delivered a fetch at a time."""
 
     batch_topics: frozenset[str] = frozenset()
-    fetch_max_wait_ms = 10
+    fetch_max_wait_ms = 1500
 
     def _new_consumer_thread(self) -> Any:
         return _ShortPollThread(self, loop=self.loop, beacon=self.beacon)
@@ -281,7 +281,7 @@ def consumer_of(app: Any) -> BatchConsumer:
     return consumer
 
 
-def install(app: Any, topics: Sequence[str], fetch_max_wait_ms: int = 10) -> None:
+def install(app: Any, topics: Sequence[str], fetch_max_wait_ms: int = 1500) -> None:
     """Make `app` consume `topics` a fetch at a time (call before the app starts), the
     broker holding an empty fetch at most fetch_max_wait_ms."""
     BatchConsumer.batch_topics = frozenset(topics)
