@@ -102,6 +102,18 @@ class LearnedIds:
         return len(self._labels)
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredBatch:
+    """What the learners observe of a batch the scoring path served."""
+
+    matrix: np.ndarray  # its feature vectors
+    served: np.ndarray  # the scores it was served
+    source: str  # the scorer that served them
+    time_ms: int
+    version: str  # the champion's version ("none" without one)
+    release: Mapping[str, Any] | None = None  # the champion's release record
+
+
 class LearnerSet:
     """Learners, blend, scorecard and drift monitors; a single thread calls its methods."""
 
@@ -154,16 +166,10 @@ class LearnerSet:
         return float(np.clip(np.exp(bias), 1.0, 1e4))
 
     # -- unlabeled: every scored batch ----------------------------------------------------
-    def observe(
-        self,
-        matrix: np.ndarray,
-        served: np.ndarray,
-        source: str,
-        time_ms: int,
-        version: str,
-        release: Mapping[str, Any] | None,
-    ) -> None:
+    def observe(self, batch: ScoredBatch) -> None:
         """A scored batch: unsupervised learners learn it; score and data drift watch it."""
+        matrix, served, source = batch.matrix, batch.served, batch.source
+        time_ms, version, release = batch.time_ms, batch.version, batch.release
         for m in self.learners:
             m.learn_unlabeled(matrix)
         if version != self.champion_version:

@@ -16,16 +16,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from streamlearn.learners import checkpoint
 from streamlearn.learners.drift import DriftEvent
-from streamlearn.learners.learner_set import LEARNED, LearnerSet, ScoringSnapshot
+from streamlearn.learners.learner_set import LEARNED, LearnerSet, ScoredBatch, ScoringSnapshot
 from streamlearn.streams.label_join import Example
 from streamlearn.streams.merchant_risk import MerchantRisk
 
@@ -96,21 +94,13 @@ class LearningThread:
         self._thread = threading.Thread(target=self._run, name="learning", daemon=True)
         self._thread.start()
 
-    def observe(
-        self,
-        matrix: np.ndarray,
-        served: np.ndarray,
-        source: str,
-        time_ms: int,
-        version: str,
-        release: Mapping[str, Any] | None,
-    ) -> None:
+    def observe(self, batch: ScoredBatch) -> None:
         """A scored batch, for unsupervised learning and drift (skipped if learning lags far
         behind: observing is sampling, a skipped batch loses no label)."""
         if self.backlog > BACKLOG_MAX:
             self.published.observations_skipped += 1
             return
-        self._queue.put(("observe", (matrix, served, source, time_ms, version, release)))
+        self._queue.put(("observe", batch))
 
     def learn_nowait(self, examples: list[Example]) -> None:
         with self._lock:
@@ -159,7 +149,7 @@ class LearningThread:
             if kind == "stop":
                 return
             if kind == "observe":
-                self.learners.observe(*payload)
+                self.learners.observe(payload)
             elif kind == "learn":
                 labels_since += self._learn(payload)
             elif kind == "checkpoint":

@@ -24,6 +24,7 @@ from streamlearn.foundation.dead_letters import DeadLetter, DeadLetterWriter
 from streamlearn.foundation.deliveries import Deliveries, TrackedProducer
 from streamlearn.foundation.errors import InvalidRecord
 from streamlearn.foundation.settings import Settings
+from streamlearn.learners.learner_set import ScoredBatch
 from streamlearn.schemas import SchemaError, Serde
 from streamlearn.streams.champion import Champion, ModelSlot
 from streamlearn.streams.clock import EventClock
@@ -191,7 +192,9 @@ class Scorer:
         )
         self._send(rows, valid, deliveries, part.fetched_at)
         release = champion.record if champion is not None else None
-        self.learning.observe(matrix, served, source, rows.scored_at_ms, rows.version, release)
+        self.learning.observe(
+            ScoredBatch(matrix, served, source, rows.scored_at_ms, rows.version, release)
+        )
         self.stats.predictions += len(valid)
         return rows
 

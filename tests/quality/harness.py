@@ -25,7 +25,7 @@ from streamlearn.batch_retrain.metrics import evaluate, paired_gain_se
 from streamlearn.batch_retrain.train import refit_on_every_row, train
 from streamlearn.batch_retrain.training_set import Split, TrainingSet
 from streamlearn.domain.features import FEATURE_NAMES, compute
-from streamlearn.learners.learner_set import CHAMPION, LearnerSet
+from streamlearn.learners.learner_set import CHAMPION, LearnerSet, ScoredBatch
 from streamlearn.learners.ranking import precision_at_k_per_day
 from streamlearn.streams.merchant_risk import MerchantRisk
 from tests.quality.handbook import DAY_MS, History
@@ -187,7 +187,8 @@ def backtest(
             scores[n][i:end] = v
         served_by[i:end] = source
         # The worker's champion version: a swap makes the blend guard compare afresh.
-        ls.observe(matrix, served, source, t, f"v{id(champion)}" if champion else "none", None)
+        version = f"v{id(champion)}" if champion else "none"
+        ls.observe(ScoredBatch(matrix, served, source, t, version))
         i = end
     scores["reference"] = reference
     for a, b in pairwise(bounds):

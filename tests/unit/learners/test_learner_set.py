@@ -7,7 +7,7 @@ import pytest
 
 from streamlearn.domain.features import FEATURE_NAMES
 from streamlearn.learners.drift import bins_to_record, reference_bins
-from streamlearn.learners.learner_set import REFERENCE_ROWS, LearnerSet
+from streamlearn.learners.learner_set import REFERENCE_ROWS, LearnerSet, ScoredBatch
 
 
 def batch(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -21,7 +21,7 @@ def batch(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
 def scored(learners: LearnerSet, m: np.ndarray, lgbm, version: str, release=None, t: int = 0):
     """Score as the scoring path does (a snapshot), then let the learners observe it."""
     cols, served, source = learners.snapshot().score(m, lgbm)
-    learners.observe(m, served, source, t, version, release)
+    learners.observe(ScoredBatch(m, served, source, t, version, release))
     return cols, served, source
 
 
