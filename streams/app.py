@@ -155,15 +155,20 @@ def _agents(
     @app.agent(transactions, isolated_partitions=True)
     async def score(stream: Any) -> None:
         async for event in stream.noack().events():
-            await _guarded(app, "scoring", running.scorer.score(event.value))
+            batch = await fastpath.consumer_of(app).admit(event.value)
+            if batch is not None:
+                await _guarded(app, "scoring", running.scorer.score(batch))
 
     @app.agent(outcomes)
     async def learn(stream: Any) -> None:
         async for event in stream.noack().events():
-            await _guarded(app, "learning", parts.outcomes.process(event.value))
+            batch = await fastpath.consumer_of(app).admit(event.value)
+            if batch is None:
+                continue
+            await _guarded(app, "learning", parts.outcomes.process(batch))
             # Acked once a learner checkpoint covers it: an outcome committed but learned only
             # in memory would be lost by a crash.
-            parts.held.hold(event.value)
+            parts.held.hold(batch)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types it sync
     async def on_revoked(_app: Any, revoked: set, **_kwargs: Any) -> None:

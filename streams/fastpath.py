@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from faust.serializers import codecs
@@ -25,6 +24,9 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ConsumerMessage
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
+
+from streamlearn.streams.batch import Batch
+from streamlearn.streams.continuity import Continuity
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +49,6 @@ class _PassThrough(codecs.Codec):
 codecs.register(BATCH_CODEC, _PassThrough())
 
 
-@dataclass(slots=True)
-class Batch:
-    """One partition's records of one fetch, in offset order, and the range an ack covers.
-
-    `first` is where the ack starts: the offset after the previous batch of this partition
-    (or its committed offset), so offsets that do not exist between batches are covered too.
-    """
-
-    tp: TP
-    records: Sequence[Any]  # aiokafka ConsumerRecord: .offset, .timestamp, .key, .value
-    first: int
-    last: int
-    message: Any = field(default=None, repr=False)  # the Faust message that carried it
-    fetched_at: float = 0.0  # wall time it was handed out (the fetch's part of the latency)
-
-    @property
-    def partition(self) -> int:
-        return self.tp.partition
-
-
 class _ShortPollThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread, with the broker's long poll bounded by fetch_max_wait_ms."""
 
@@ -84,7 +66,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose batch topics are delivered a fetch at a time."""
 
     batch_topics: frozenset[str] = frozenset()
-    fetch_max_wait_ms = 1500
+    fetch_max_wait_ms = 10
 
     def _new_consumer_thread(self) -> Any:
         return _ShortPollThread(self, loop=self.loop, beacon=self.beacon)
@@ -95,12 +77,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._hole: dict[TP, int] = {}  # where a hole was sought back to, per tp
         self._sought: set[TP] = set()  # sought to the committed offset since assignment
         self._unsought_since: dict[TP, float] = {}  # since its records first waited, per tp
+        self.continuity = Continuity()
         self.batches_delivered = 0
         self.sought_back = 0
         self.holes = 0  # offsets found missing and read again
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage]]:
         """Faust's getmany, except a batch topic's records come as one message per partition."""
+        started = time.monotonic()
         records, active = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
@@ -111,6 +95,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp, recs in list(records.items()):
             if not recs:
                 continue
+            if tp.topic in self.batch_topics and self.continuity.pending(
+                tp, recs[0].offset, started
+            ):
+                continue  # fetched before the seek of a re-read that is asked for
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 await self._seek_back({tp: recs})  # paused meanwhile: read them again later
                 continue
@@ -119,9 +107,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in self.batch_topics:
-                if tp not in self._sought and not self._seek_overdue(tp):
-                    # Faust resumes a partition before it seeks it to the committed offset;
-                    # handed out now, these records would come again after that seek.
+                self._resume(tp)
+                if not self._ready(tp):
                     await self._seek_back({tp: recs})
                     continue
                 if await self._hole_sought(tp, recs[0].offset):
@@ -138,6 +125,44 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         await self._seek_back({tp: recs[i:]})
                         break
                     yield tp, self._to_message(tp, record)
+
+    async def admit(self, batch: Batch) -> Batch | None:
+        """The batch as its actor takes it, or None: it does not follow the last batch taken
+        from its partition, and is dropped unacked (streams/continuity.py)."""
+        admitted, rewind = self.continuity.admit(batch, self._committed_offset.get(batch.tp))
+        if admitted is None:
+            self._unacked_messages.discard(batch.message)
+        if rewind is not None:
+            await self._rewind(batch.tp, rewind)
+        return admitted
+
+    async def _rewind(self, tp: TP, offset: int) -> None:
+        try:
+            await self.seek(tp, offset)
+        except Exception as exc:  # revoked meanwhile, say: the next batch finds the gap again
+            log.warning("%s: could not read again from %d: %r", tp, offset, exc)
+            self.continuity.forget({tp})
+        else:
+            self.continuity.sought(tp, offset)
+
+    def _resume(self, tp: TP) -> None:
+        target = self.continuity.resume(tp)
+        if target is not None:  # a re-read's first records: the batch after the last taken
+            self._next_offset[tp] = target
+            self._hole.pop(tp, None)
+
+    def _ready(self, tp: TP) -> bool:
+        """Whether tp's records may be handed out now, or must be read again later.
+
+        Not before Faust has sought the partition to its committed offset after an assignment:
+        it resumes a partition before that seek, and records handed out then would come again
+        after it. Nor while the app's flow control is suspended: Faust resumes it only after
+        that seek, and a stream skips, without acking, an event it reads meanwhile. The next
+        batch would then follow on from the skipped one, and its range be lost.
+        """
+        if not self.app.flow_control.is_active():
+            return False
+        return tp in self._sought or self._seek_overdue(tp)
 
     def _seek_overdue(self, tp: TP) -> bool:
         """True once tp's records have waited too long for Faust's seek: they are then handed
@@ -207,6 +232,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
         )
         return batch.message
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek on the consumer thread's loop, where aiokafka's fetcher runs.
+
+        Faust calls aiokafka's `seek` straight from this loop's thread. aiokafka is not
+        thread-safe: that mutates the fetcher's record buffer while the consumer thread may be
+        storing a fetch response into it, and resolves the fetcher's futures from a thread that
+        does not own them (a future resolved so does not wake the loop waiting on it).
+        """
+        thread = self._thread
+
+        async def seek() -> None:  # run by the consumer thread
+            thread.seek(partition, offset)
+
+        await thread.call_thread(seek)
+
     async def _seek_back(self, records: Mapping[TP, Sequence[Any]]) -> None:
         for tp, recs in records.items():
             if recs and tp.topic in self.batch_topics:
@@ -215,7 +255,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 # sought back are the next to come. Forgetting it would check the next batch
                 # against the committed offset, which lags what was handed out, and read the
                 # batches in between as a hole (delivered twice).
-                await self.seek(tp, recs[0].offset)
+                # A re-read asked for (streams/continuity.py) wins over these records' place.
+                await self.seek(tp, self.continuity.rewinds.get(tp, recs[0].offset))
 
     def ack_batch(self, batch: Batch) -> int:
         """Ack every offset of the batch's range (the batch's records and any that do not
@@ -249,6 +290,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._sought.update(self.assignment())
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.continuity.forget(revoked)
         for tp in revoked:
             self._next_offset.pop(tp, None)
             self._sought.discard(tp)
@@ -256,6 +298,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self.continuity.forget(assigned)
         for tp in assigned:
             self._next_offset.pop(tp, None)  # start from the committed offset again
             self._hole.pop(tp, None)
@@ -281,7 +324,7 @@ def consumer_of(app: Any) -> BatchConsumer:
     return consumer
 
 
-def install(app: Any, topics: Sequence[str], fetch_max_wait_ms: int = 1500) -> None:
+def install(app: Any, topics: Sequence[str], fetch_max_wait_ms: int = 10) -> None:
     """Make `app` consume `topics` a fetch at a time (call before the app starts), the
     broker holding an empty fetch at most fetch_max_wait_ms."""
     BatchConsumer.batch_topics = frozenset(topics)

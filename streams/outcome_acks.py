@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
-from streamlearn.streams.fastpath import Batch
+from streamlearn.streams.batch import Batch
 
 
 class HeldOutcomes:

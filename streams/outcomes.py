@@ -25,8 +25,8 @@ from streamlearn.foundation.errors import InvalidRecord
 from streamlearn.foundation.settings import Settings
 from streamlearn.foundation.store import batch_token
 from streamlearn.schemas import SchemaError, Serde
+from streamlearn.streams.batch import Batch
 from streamlearn.streams.clock import EventClock
-from streamlearn.streams.fastpath import Batch
 from streamlearn.streams.label_join import UNLEARNED_COLUMNS, Example, LabelJoin, Logged
 from streamlearn.streams.learning import LearningThread
 from streamlearn.streams.pending import Parked

@@ -26,9 +26,9 @@ from streamlearn.foundation.errors import InvalidRecord
 from streamlearn.foundation.settings import Settings
 from streamlearn.learners.learner_set import ScoredBatch
 from streamlearn.schemas import SchemaError, Serde
+from streamlearn.streams.batch import Batch
 from streamlearn.streams.champion import Champion, ModelSlot
 from streamlearn.streams.clock import EventClock
-from streamlearn.streams.fastpath import Batch
 from streamlearn.streams.label_join import LabelJoin, logged_entry
 from streamlearn.streams.learning import LearningThread
 from streamlearn.streams.merchant_risk import MerchantRisk

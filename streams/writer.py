@@ -24,7 +24,7 @@ from streamlearn.domain.features import CardState, MerchantState
 from streamlearn.foundation.deliveries import Deliveries, TrackedProducer
 from streamlearn.foundation.store import batch_token
 from streamlearn.foundation.store.tables import PREDICTION_COLUMN_NAMES
-from streamlearn.streams.fastpath import Batch
+from streamlearn.streams.batch import Batch
 from streamlearn.streams.rows import ScoredRows, to_arrow
 from streamlearn.streams.sink import StoreSink
 

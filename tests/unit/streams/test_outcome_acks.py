@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from streamlearn.streams.fastpath import Batch
+from streamlearn.streams.batch import Batch
 from streamlearn.streams.outcome_acks import HeldOutcomes, release
 from streamlearn.streams.pending import BoundedMap
 
