@@ -27,6 +27,7 @@ from mode.utils.futures import notify
 
 from streamlearn.streams.batch import Batch
 from streamlearn.streams.continuity import Continuity
+from streamlearn.streams.routing import routed
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +159,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
         it resumes a partition before that seek, and records handed out then would come again
         after it. Nor while the app's flow control is suspended: Faust resumes it only after
         that seek, and a stream skips, without acking, an event it reads meanwhile. The next
-        batch would then follow on from the skipped one, and its range be lost.
+        batch would then follow on from the skipped one, and its range be lost. Nor before
+        Faust's conductor routes the partition to a live stream (streams/routing.py).
         """
         if not self.app.flow_control.is_active():
             return False
-        return tp in self._sought or self._seek_overdue(tp)
+        if tp not in self._sought and not self._seek_overdue(tp):
+            return False
+        return routed(self.app.topics, tp, self.assignment())
 
     def _seek_overdue(self, tp: TP) -> bool:
         """True once tp's records have waited too long for Faust's seek: they are then handed
